@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The whole test suite: fetches and verifies the model (a no-op when present),
+# then runs every unit and integration test on the real model, the real Qdrant
+# Edge store and real gRPC on loopback. Extra arguments go to `cargo test`.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+models/fetch.sh
+cargo fmt --check
+cargo test --locked "$@"

@@ -1,0 +1,64 @@
+//! The gRPC face of the engine: protobuf ⇄ domain conversion, the
+//! `ContextEngine` service, gRPC health and reflection, and the one mapping
+//! from engine errors to `Status`. No ranking, validation or storage logic
+//! lives here.
+//!
+//! [`serve`] takes a bound listener and a shutdown future (mini-redis
+//! style), so tests bind `127.0.0.1:0` and never sleep.
+
+mod convert;
+mod service;
+mod status;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::engine::Engine;
+use crate::pb::context_engine_server::ContextEngineServer;
+
+pub use convert::{event_from_pb, event_to_pb};
+pub use service::ContextService;
+pub use status::to_status;
+
+/// Largest request message accepted, in bytes. An ingest batch of 1000
+/// events of typical size is ~1 MiB; 8 MiB leaves room for maximal events
+/// while bounding what one request can make us buffer.
+pub const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("reflection service: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Serves the engine (plus `grpc.health.v1` and reflection) on `listener`
+/// until `shutdown` completes, then stops accepting and drains in-flight calls.
+pub async fn serve(
+    listener: TcpListener,
+    engine: Arc<Engine>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<ContextEngineServer<ContextService>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let service = ContextEngineServer::new(ContextService::new(engine))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(service)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await?;
+    Ok(())
+}

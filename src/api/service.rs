@@ -1,0 +1,146 @@
+//! `context_engine.v1.ContextEngine` over an [`Engine`].
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio_stream::StreamExt;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::convert::{context_request_from_pb, event_from_pb, outcome_to_pb, snippet_to_pb};
+use super::status::to_status;
+use crate::engine::Engine;
+use crate::pb;
+use crate::pb::context_engine_server::ContextEngine;
+
+/// Events accepted over one `IngestStream` call. The response lists every
+/// rejected event, so the stream is bounded to keep that list bounded too.
+pub const MAX_STREAM_EVENTS: usize = 1_000_000;
+
+#[derive(Debug, Clone)]
+pub struct ContextService {
+    engine: Arc<Engine>,
+}
+
+impl ContextService {
+    pub fn new(engine: Arc<Engine>) -> Self {
+        Self { engine }
+    }
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Runs one batch; returns the per-event results (indexes offset by `base`).
+async fn ingest_batch(
+    engine: &Engine,
+    events: Vec<pb::ActivityEvent>,
+    base: u32,
+) -> Result<Vec<pb::EventResult>, Status> {
+    let ids: Vec<String> = events.iter().map(|e| e.event_id.clone()).collect();
+    let events = events.into_iter().map(event_from_pb).collect();
+    let outcomes = engine.ingest(events, now()).await.map_err(to_status)?;
+    Ok(outcomes
+        .into_iter()
+        .zip(ids)
+        .enumerate()
+        .map(|(i, (outcome, id))| outcome_to_pb(base + i as u32, id, outcome))
+        .collect())
+}
+
+fn is_accepted(r: &pb::EventResult) -> bool {
+    r.status == pb::IngestStatus::Accepted as i32
+}
+
+#[tonic::async_trait]
+impl ContextEngine for ContextService {
+    async fn ingest(
+        &self,
+        request: Request<pb::IngestRequest>,
+    ) -> Result<Response<pb::IngestResponse>, Status> {
+        let results = ingest_batch(&self.engine, request.into_inner().events, 0).await?;
+        let accepted = results.iter().filter(|r| is_accepted(r)).count() as u32;
+        let rejected = results.len() as u32 - accepted;
+        Ok(Response::new(pb::IngestResponse {
+            results,
+            accepted,
+            rejected,
+        }))
+    }
+
+    async fn ingest_stream(
+        &self,
+        request: Request<Streaming<pb::IngestRequest>>,
+    ) -> Result<Response<pb::IngestResponse>, Status> {
+        let mut stream = request.into_inner();
+        let (mut seen, mut accepted, mut rejected_results) = (0usize, 0u32, Vec::new());
+        while let Some(batch) = stream.next().await {
+            let batch = batch?;
+            if seen + batch.events.len() > MAX_STREAM_EVENTS {
+                return Err(Status::invalid_argument(format!(
+                    "events: a stream carries at most {MAX_STREAM_EVENTS} events; {accepted} events were \
+                     accepted before this batch; continue in a new stream"
+                )));
+            }
+            let results = ingest_batch(&self.engine, batch.events, seen as u32)
+                .await
+                .map_err(|status| {
+                    Status::new(
+                        status.code(),
+                        format!(
+                            "{} ({accepted} events of earlier batches were accepted)",
+                            status.message()
+                        ),
+                    )
+                })?;
+            seen += results.len();
+            for result in results {
+                if is_accepted(&result) {
+                    accepted += 1;
+                } else {
+                    rejected_results.push(result);
+                }
+            }
+        }
+        let rejected = rejected_results.len() as u32;
+        Ok(Response::new(pb::IngestResponse {
+            results: rejected_results,
+            accepted,
+            rejected,
+        }))
+    }
+
+    async fn get_context(
+        &self,
+        request: Request<pb::GetContextRequest>,
+    ) -> Result<Response<pb::GetContextResponse>, Status> {
+        let request = context_request_from_pb(request.into_inner());
+        let snippets = self.engine.get_context(request).await.map_err(to_status)?;
+        Ok(Response::new(pb::GetContextResponse {
+            snippets: snippets.into_iter().map(snippet_to_pb).collect(),
+        }))
+    }
+
+    async fn embed(
+        &self,
+        request: Request<pb::EmbedRequest>,
+    ) -> Result<Response<pb::EmbedResponse>, Status> {
+        let vectors = self
+            .engine
+            .embed(request.into_inner().texts)
+            .await
+            .map_err(to_status)?;
+        let embedder = self.engine.embedder();
+        Ok(Response::new(pb::EmbedResponse {
+            vectors: vectors
+                .into_iter()
+                .map(|values| pb::Vector { values })
+                .collect(),
+            model: embedder.model_id().to_string(),
+            dimension: embedder.dimension() as u32,
+        }))
+    }
+}

@@ -1,0 +1,16 @@
+//! Domain types shared by every layer: activity events and their validation,
+//! event families, stored records, context snippets and provenance.
+//!
+//! This module depends on nothing else in the crate and does no I/O; callers
+//! pass `now` in. It deliberately knows nothing about protobuf, candle or
+//! Qdrant: `api` converts to and from these types, `store` persists them.
+
+mod event;
+mod ids;
+mod record;
+
+pub use event::{
+    ActivityEvent, Content, CustomData, EventFamily, FieldError, Limits, ACTION_SOURCES,
+};
+pub use ids::point_id;
+pub use record::{ContextQuery, EventRecord, Provenance, Snippet, TimeWindow};

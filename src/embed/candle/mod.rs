@@ -1,0 +1,202 @@
+//! The candle backend: Hugging Face tokenizer + [`bert::Bert`] + mean pooling,
+//! loaded from a sentence-transformers model folder (`config.json`,
+//! `tokenizer.json`, `model.safetensors`, memory-mapped).
+//!
+//! Texts are sorted by token length and cut into sub-batches under a token
+//! budget, so a batch of short activity sentences is not padded to the length
+//! of one long text.
+
+pub mod bert;
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
+
+use self::bert::{mean_pool_normalize, Bert, BertConfig};
+use super::{EmbedError, Embedder};
+
+/// Where the model runs. `Auto` takes the first CUDA GPU when this build has
+/// the `cuda` feature and one is usable, and the CPU otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum DeviceChoice {
+    #[default]
+    Auto,
+    Cpu,
+    Cuda,
+}
+
+impl DeviceChoice {
+    pub fn resolve(self) -> Result<Device, EmbedError> {
+        match self {
+            Self::Cpu => Ok(Device::Cpu),
+            Self::Auto => Ok(Device::cuda_if_available(0).unwrap_or(Device::Cpu)),
+            Self::Cuda => {
+                if !candle_core::utils::cuda_is_available() {
+                    return Err(EmbedError::DeviceUnavailable {
+                        requested: "cuda".into(),
+                        message: "this binary was built without the `cuda` feature".into(),
+                    });
+                }
+                Device::new_cuda(0).map_err(|e| EmbedError::DeviceUnavailable {
+                    requested: "cuda".into(),
+                    message: e.to_string(),
+                })
+            }
+        }
+    }
+}
+
+/// Model loading options.
+#[derive(Debug, Clone)]
+pub struct CandleOptions {
+    pub model_dir: PathBuf,
+    pub device: DeviceChoice,
+    /// Tokens kept per text, [CLS] and [SEP] included (sentence-transformers'
+    /// `max_seq_length`; 256 for all-MiniLM-L6-v2).
+    pub max_seq_len: usize,
+    /// Padded tokens per forward pass; bounds activation memory.
+    pub max_batch_tokens: usize,
+}
+
+impl CandleOptions {
+    pub fn new(model_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            model_dir: model_dir.into(),
+            device: DeviceChoice::Auto,
+            max_seq_len: 256,
+            max_batch_tokens: 16_384,
+        }
+    }
+}
+
+pub struct CandleEmbedder {
+    model: Bert,
+    tokenizer: Tokenizer,
+    model_id: String,
+    dimension: usize,
+    max_batch_tokens: usize,
+}
+
+fn load_err(path: &Path, e: impl std::fmt::Display) -> EmbedError {
+    EmbedError::Load {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
+fn model_err(e: impl std::fmt::Display) -> EmbedError {
+    EmbedError::Model {
+        message: e.to_string(),
+    }
+}
+
+impl CandleEmbedder {
+    pub fn load(options: &CandleOptions) -> Result<Self, EmbedError> {
+        let dir = &options.model_dir;
+        let device = options.device.resolve()?;
+        let config_path = dir.join("config.json");
+        let config: BertConfig = serde_json::from_slice(
+            &std::fs::read(&config_path).map_err(|e| load_err(&config_path, e))?,
+        )
+        .map_err(|e| load_err(&config_path, e))?;
+        let tokenizer_path = dir.join("tokenizer.json");
+        let mut tokenizer =
+            Tokenizer::from_file(&tokenizer_path).map_err(|e| load_err(&tokenizer_path, e))?;
+        // The shipped tokenizer.json pads to a fixed 128 and truncates at 128;
+        // sentence-transformers uses max_seq_length (256) and pads per batch.
+        tokenizer.with_padding(None);
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: options.max_seq_len.min(config.max_position_embeddings),
+                strategy: TruncationStrategy::LongestFirst,
+                stride: 0,
+                direction: TruncationDirection::Right,
+            }))
+            .map_err(|e| load_err(&tokenizer_path, e))?;
+        let weights = dir.join("model.safetensors");
+        let dtype = if device.is_cpu() {
+            DType::F32
+        } else {
+            DType::F16
+        };
+        // SAFETY: the file is memory-mapped read-only; it must not be modified
+        // while the server runs (models/ is ours, and fetch.sh only writes
+        // files that are absent or fail verification, before start).
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], dtype, &device) }
+            .map_err(|e| load_err(&weights, e))?;
+        let model = Bert::load(vb, &config).map_err(|e| load_err(&weights, e))?;
+        let model_id = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "bert".into());
+        Ok(Self {
+            model,
+            tokenizer,
+            model_id,
+            dimension: config.hidden_size,
+            max_batch_tokens: options.max_batch_tokens.max(options.max_seq_len),
+        })
+    }
+
+    /// Token count of `text` after truncation, [CLS] and [SEP] included.
+    pub fn count_tokens(&self, text: &str) -> Result<usize, EmbedError> {
+        Ok(self.tokenizer.encode(text, true).map_err(model_err)?.len())
+    }
+
+    fn forward(&self, encodings: &[&[u32]]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let batch = encodings.len();
+        let seq = encodings.iter().map(|e| e.len()).max().unwrap_or(0);
+        let mut ids = vec![0u32; batch * seq];
+        let mut mask = vec![0f32; batch * seq];
+        for (row, tokens) in encodings.iter().enumerate() {
+            ids[row * seq..row * seq + tokens.len()].copy_from_slice(tokens);
+            mask[row * seq..row * seq + tokens.len()].fill(1.0);
+        }
+        let device = self.model.device();
+        let ids = Tensor::from_vec(ids, (batch, seq), device).map_err(model_err)?;
+        let mask = Tensor::from_vec(mask, (batch, seq), device).map_err(model_err)?;
+        let hidden = self.model.forward(&ids, &mask).map_err(model_err)?;
+        mean_pool_normalize(&hidden, &mask)
+            .and_then(|t| t.to_vec2::<f32>())
+            .map_err(model_err)
+    }
+}
+
+impl Embedder for CandleEmbedder {
+    fn model_id(&self) -> &str {
+        &self.model_id
+    }
+
+    fn dimension(&self) -> usize {
+        self.dimension
+    }
+
+    fn embed(&mut self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let encodings = self
+            .tokenizer
+            .encode_batch(texts.to_vec(), true)
+            .map_err(model_err)?;
+        let ids: Vec<&[u32]> = encodings.iter().map(|e| e.get_ids()).collect();
+        // Longest first, so each sub-batch pads to a length close to its own.
+        let mut order: Vec<usize> = (0..ids.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(ids[i].len()));
+        let mut out: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
+        let mut start = 0;
+        while start < order.len() {
+            let longest = ids[order[start]].len().max(1);
+            let fit = (self.max_batch_tokens / longest).max(1);
+            let end = (start + fit).min(order.len());
+            let chunk: Vec<&[u32]> = order[start..end].iter().map(|&i| ids[i]).collect();
+            for (k, vector) in self.forward(&chunk)?.into_iter().enumerate() {
+                out[order[start + k]] = vector;
+            }
+            start = end;
+        }
+        Ok(out)
+    }
+}

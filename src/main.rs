@@ -1,0 +1,208 @@
+//! `context-engine`: the server and its small command-line clients.
+
+use std::io::{BufRead, Write};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use context_engine::api::{self, event_to_pb};
+use context_engine::config::{Cli, Command, EmbedArgs, IngestArgs, QueryArgs, ServeConfig};
+use context_engine::domain::ActivityEvent;
+use context_engine::embed::Embedder;
+use context_engine::pb::{self, context_engine_client::ContextEngineClient};
+use tracing::info;
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cli.command {
+        Command::Serve(args) => runtime.block_on(serve(args.try_into()?)),
+        Command::Ingest(args) => runtime.block_on(ingest(args)),
+        Command::Query(args) => runtime.block_on(query(args)),
+        Command::Embed(args) => embed(args),
+    }
+}
+
+async fn serve(config: ServeConfig) -> Result<()> {
+    let started = Instant::now();
+    let (model_dir, device, data_dir, batch) = (
+        config.model_dir.clone(),
+        config.device,
+        config.data_dir.clone(),
+        config.batch,
+    );
+    let app = tokio::task::spawn_blocking(move || {
+        context_engine::app::build(&model_dir, device, &data_dir, batch)
+    })
+    .await?
+    .with_context(|| {
+        format!(
+            "cannot start the engine (model {})",
+            config.model_dir.display()
+        )
+    })?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    info!(
+        address = %listener.local_addr()?,
+        data_dir = %config.data_dir.display(),
+        model = app.engine.embedder().model_id(),
+        startup_ms = started.elapsed().as_millis() as u64,
+        "context engine serving"
+    );
+    api::serve(listener, app.engine.clone(), shutdown_signal()).await?;
+    info!("shutting down: flushing the store");
+    app.engine.flush().await?;
+    let store = app.store.clone();
+    tokio::task::spawn_blocking(move || store.close()).await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn connect(server: &str) -> Result<ContextEngineClient<tonic::transport::Channel>> {
+    ContextEngineClient::connect(server.to_string())
+        .await
+        .with_context(|| format!("cannot connect to {server}; is `context-engine serve` running?"))
+        .map(|c| c.max_decoding_message_size(api::MAX_MESSAGE_BYTES))
+}
+
+async fn ingest(args: IngestArgs) -> Result<()> {
+    if args.batch == 0 {
+        bail!("--batch must be at least 1");
+    }
+    let file = std::fs::File::open(&args.file)
+        .with_context(|| format!("cannot open {}", args.file.display()))?;
+    let mut events = Vec::new();
+    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let event: ActivityEvent = serde_json::from_str(&line)
+            .with_context(|| format!("{}:{}: not an ActivityEvent", args.file.display(), n + 1))?;
+        events.push(event_to_pb(event));
+    }
+    let mut client = connect(&args.client.server).await?;
+    let (mut accepted, mut rejected) = (0u32, 0u32);
+    let started = Instant::now();
+    let total = events.len();
+    for (chunk_no, chunk) in events.chunks(args.batch).enumerate() {
+        let response = client
+            .ingest(pb::IngestRequest {
+                events: chunk.to_vec(),
+            })
+            .await?
+            .into_inner();
+        accepted += response.accepted;
+        rejected += response.rejected;
+        for r in response
+            .results
+            .iter()
+            .filter(|r| r.status == pb::IngestStatus::Rejected as i32)
+        {
+            eprintln!(
+                "rejected event #{} ({}): {}: {}",
+                chunk_no * args.batch + r.index as usize,
+                r.event_id,
+                r.field,
+                r.message
+            );
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "{total} events: {accepted} accepted, {rejected} rejected in {secs:.2} s ({:.0} events/s)",
+        total as f64 / secs
+    );
+    Ok(())
+}
+
+async fn query(args: QueryArgs) -> Result<()> {
+    let mut client = connect(&args.client.server).await?;
+    let started = Instant::now();
+    let response = client
+        .get_context(pb::GetContextRequest {
+            user_id: args.user,
+            query: args.text,
+            limit: args.limit,
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    let ms = started.elapsed().as_secs_f64() * 1e3;
+    for (i, s) in response.snippets.iter().enumerate() {
+        let p = s.provenance.clone().unwrap_or_default();
+        let when = chrono::DateTime::from_timestamp(p.event_time, 0)
+            .map(|t| t.format("%Y-%m-%d").to_string());
+        println!(
+            "{:>2}. [{:.3}] {}\n    {} · {} · {} · event {}",
+            i + 1,
+            s.score,
+            s.text,
+            p.source_id,
+            p.event_name,
+            when.unwrap_or_default(),
+            p.event_id
+        );
+    }
+    println!("{} snippets in {ms:.1} ms", response.snippets.len());
+    Ok(())
+}
+
+fn embed(args: EmbedArgs) -> Result<()> {
+    let mut embedder =
+        context_engine::app::load_embedder(&args.model.model_dir, args.model.device)?;
+    let stdin = std::io::stdin();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut batch: Vec<String> = Vec::new();
+    let mut flush = |batch: &mut Vec<String>, out: &mut dyn Write| -> Result<()> {
+        let texts: Vec<&str> = batch.iter().map(String::as_str).collect();
+        for vector in embedder.embed(&texts)? {
+            serde_json::to_writer(&mut *out, &vector)?;
+            out.write_all(b"\n")?;
+        }
+        batch.clear();
+        Ok(())
+    };
+    for line in stdin.lock().lines() {
+        batch.push(line?);
+        if batch.len() == 64 {
+            flush(&mut batch, &mut out)?;
+        }
+    }
+    if !batch.is_empty() {
+        flush(&mut batch, &mut out)?;
+    }
+    out.flush()?;
+    Ok(())
+}

@@ -1,0 +1,479 @@
+//! End to end over gRPC: ingest → GetContext, idempotency, persistence,
+//! per-event rejection, request validation, Embed, health.
+
+use context_engine::pb;
+use context_engine::store::{StoreFilter, VectorStore};
+use tonic::Code;
+
+use crate::common::{context, ev, ingest, now, with_props, TestServer};
+
+/// Three users with overlapping tastes; each event id carries its user.
+fn activity(user: &str) -> Vec<pb::ActivityEvent> {
+    let id = |s: &str| format!("{user}-{s}");
+    let mut boots = ev(
+        user,
+        "acme",
+        &id("boots"),
+        "Purchase",
+        "Trail Runner hiking boots",
+    );
+    let data = boots.custom_data.as_mut().unwrap();
+    data.content_category = "Footwear".into();
+    data.value = Some(129.99);
+    data.currency = "USD".into();
+    boots.source_name = "Acme Outdoors".into();
+    let mut flight = with_props(
+        ev(user, "skyways", &id("flight"), "FlightBooked", ""),
+        &[
+            ("origin", "Lisbon"),
+            ("destination", "Reykjavik"),
+            ("travel_date", "2026-12-12"),
+        ],
+    );
+    flight.source_name = "SkyWays".into();
+    let mut game = with_props(
+        ev(user, "nova", &id("game"), "GamePlayed", "Galaxy Raiders"),
+        &[("duration_minutes", "45"), ("level", "12")],
+    );
+    game.source_name = "Nova Games".into();
+    let mut search = ev(user, "foodie", &id("search"), "Search", "");
+    search.custom_data.as_mut().unwrap().search_string = "gluten free pasta recipes".into();
+    let news = ev(
+        user,
+        "dailynews",
+        &id("news"),
+        "Subscribe",
+        "Morning business newsletter",
+    );
+    let tv = ev(
+        user,
+        "megastore",
+        &id("tv"),
+        "ViewContent",
+        "65-inch OLED television",
+    );
+    vec![boots, flight, game, search, news, tv]
+}
+
+#[tokio::test]
+async fn relevant_events_first_and_never_another_users() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let mut client = server.client().await;
+    for user in ["alice", "bob", "carol", "dave"] {
+        let r = ingest(&mut client, activity(user)).await;
+        assert_eq!((r.accepted, r.rejected), (6, 0), "{r:?}");
+    }
+    for user in ["alice", "bob", "carol", "dave"] {
+        let snippets = context(&mut client, user, "what should I pack for my trip?", 6).await;
+        assert_eq!(snippets.len(), 6);
+        for s in &snippets {
+            let p = s.provenance.as_ref().unwrap();
+            assert!(
+                p.event_id.starts_with(&format!("{user}-")),
+                "{user} got {p:?}"
+            );
+        }
+        let top: Vec<&str> = snippets[..2]
+            .iter()
+            .map(|s| {
+                s.provenance
+                    .as_ref()
+                    .unwrap()
+                    .event_id
+                    .rsplit('-')
+                    .next()
+                    .unwrap()
+            })
+            .collect();
+        assert!(
+            top.contains(&"flight") && top.contains(&"boots"),
+            "{user}: top two were {top:?}: {snippets:#?}"
+        );
+        assert!(
+            snippets.windows(2).all(|w| w[0].score >= w[1].score),
+            "sorted by score"
+        );
+    }
+    let games = context(
+        &mut client,
+        "bob",
+        "recommend me a game like the one I played",
+        1,
+    )
+    .await;
+    assert_eq!(games[0].provenance.as_ref().unwrap().event_id, "bob-game");
+    let food = context(
+        &mut client,
+        "carol",
+        "any good recipes for dinner tonight?",
+        1,
+    )
+    .await;
+    assert_eq!(
+        food[0].provenance.as_ref().unwrap().event_id,
+        "carol-search"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn provenance_is_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let mut client = server.client().await;
+    let events = activity("erin");
+    let r = ingest(&mut client, events.clone()).await;
+    let boots_result = &r.results[0];
+    assert_eq!(
+        boots_result.text,
+        "Purchased Trail Runner hiking boots (Footwear) for 129.99 USD at Acme Outdoors"
+    );
+    let s = &context(&mut client, "erin", "hiking boots", 1).await[0];
+    let p = s.provenance.as_ref().unwrap();
+    assert_eq!(s.text, boots_result.text);
+    assert_eq!(
+        (
+            p.source_id.as_str(),
+            p.event_id.as_str(),
+            p.event_name.as_str()
+        ),
+        ("acme", "erin-boots", "Purchase")
+    );
+    assert_eq!(p.event_time, events[0].event_time);
+    assert!((now() - p.ingested_at).abs() < 120);
+    assert_eq!(p.point_id, boots_result.point_id);
+    assert_eq!(p.content_hash.len(), 64);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn reingest_replaces_and_never_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let mut client = server.client().await;
+    let events = activity("frank");
+    ingest(&mut client, events.clone()).await;
+    ingest(&mut client, events.clone()).await;
+    let mut changed = events[0].clone();
+    changed.custom_data.as_mut().unwrap().content_name = "Summit Pro mountaineering boots".into();
+    let r = ingest(&mut client, vec![changed]).await;
+    assert_eq!(r.accepted, 1);
+    let count = server
+        .app
+        .store
+        .count(StoreFilter::for_user("frank"))
+        .await
+        .unwrap();
+    assert_eq!(
+        count,
+        events.len(),
+        "re-sent events replace, never duplicate"
+    );
+    let snippets = context(&mut client, "frank", "boots", 10).await;
+    let boots: Vec<_> = snippets
+        .iter()
+        .filter(|s| s.provenance.as_ref().unwrap().event_id == "frank-boots")
+        .collect();
+    assert_eq!(boots.len(), 1);
+    assert!(
+        boots[0].text.contains("Summit Pro"),
+        "latest version wins: {}",
+        boots[0].text
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn data_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let mut client = server.client().await;
+    ingest(&mut client, activity("gina")).await;
+    let before = context(&mut client, "gina", "what should I pack for my trip?", 6).await;
+    server.stop().await;
+
+    let server = TestServer::start(dir.path()).await;
+    let mut client = server.client().await;
+    let after = context(&mut client, "gina", "what should I pack for my trip?", 6).await;
+    assert_eq!(after.len(), 6);
+    let ids = |s: &[pb::Snippet]| {
+        s.iter()
+            .map(|s| s.provenance.clone().unwrap().event_id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&before), ids(&after));
+    assert_eq!(
+        server
+            .app
+            .store
+            .count(StoreFilter::for_user("gina"))
+            .await
+            .unwrap(),
+        6
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn invalid_events_are_rejected_one_by_one_and_valid_ones_land() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let mut client = server.client().await;
+    let good1 = ev("hank", "acme", "h1", "Purchase", "Camping stove");
+    let mut bad_currency = ev("hank", "acme", "h2", "Purchase", "Tent");
+    bad_currency.custom_data.as_mut().unwrap().value = Some(10.0);
+    bad_currency.custom_data.as_mut().unwrap().currency = "dollars".into();
+    let mut no_user = ev("", "acme", "h3", "ViewContent", "Lantern");
+    no_user.user_id.clear();
+    let mut future = ev("hank", "acme", "h4", "ViewContent", "Lantern");
+    future.event_time = now() + 30 * 86_400;
+    let mut bad_source = ev("hank", "acme", "h5", "ViewContent", "Lantern");
+    bad_source.action_source = "telepathy".into();
+    let good2 = ev("hank", "acme", "h6", "AddToCart", "Sleeping bag");
+    let duplicate = ev("hank", "acme", "h1", "Purchase", "Camping stove again");
+    let r = ingest(
+        &mut client,
+        vec![
+            good1,
+            bad_currency,
+            no_user,
+            future,
+            bad_source,
+            good2,
+            duplicate,
+        ],
+    )
+    .await;
+    assert_eq!((r.accepted, r.rejected), (2, 5));
+    let status: Vec<(u32, i32, &str)> = r
+        .results
+        .iter()
+        .map(|x| (x.index, x.status, x.field.as_str()))
+        .collect();
+    let (ok, rej) = (
+        pb::IngestStatus::Accepted as i32,
+        pb::IngestStatus::Rejected as i32,
+    );
+    assert_eq!(
+        status,
+        vec![
+            (0, ok, ""),
+            (1, rej, "custom_data.currency"),
+            (2, rej, "user_id"),
+            (3, rej, "event_time"),
+            (4, rej, "action_source"),
+            (5, ok, ""),
+            (6, rej, "event_id"),
+        ]
+    );
+    assert_eq!(
+        r.results[6].reason,
+        pb::RejectReason::DuplicateInBatch as i32
+    );
+    assert_eq!(r.results[1].reason, pb::RejectReason::InvalidField as i32);
+    assert!(!r.results[1].message.is_empty());
+    assert_eq!(
+        server
+            .app
+            .store
+            .count(StoreFilter::for_user("hank"))
+            .await
+            .unwrap(),
+        2
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn bad_requests_name_the_field_and_unknown_users_get_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let mut client = server.client().await;
+    assert!(context(&mut client, "nobody", "anything at all", 5)
+        .await
+        .is_empty());
+    let cases = [
+        (
+            pb::GetContextRequest {
+                query: "q".into(),
+                ..Default::default()
+            },
+            "user_id",
+        ),
+        (
+            pb::GetContextRequest {
+                user_id: "u".into(),
+                query: "  ".into(),
+                ..Default::default()
+            },
+            "query",
+        ),
+        (
+            pb::GetContextRequest {
+                user_id: "u".into(),
+                query: "q".into(),
+                limit: 1000,
+                ..Default::default()
+            },
+            "limit",
+        ),
+        (
+            pb::GetContextRequest {
+                user_id: "u".into(),
+                query: "x".repeat(5000),
+                ..Default::default()
+            },
+            "query",
+        ),
+        (
+            pb::GetContextRequest {
+                user_id: "u".into(),
+                query: "q".into(),
+                time_window: Some(pb::TimeWindow {
+                    start_time: 20,
+                    end_time: 10,
+                }),
+                ..Default::default()
+            },
+            "time_window",
+        ),
+    ];
+    for (request, field) in cases {
+        let err = client.get_context(request).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+        assert!(err.message().contains(field), "{field}: {}", err.message());
+    }
+    let too_many = vec![ev("u", "s", "e", "Purchase", "x"); 1001];
+    let err = client
+        .ingest(pb::IngestRequest { events: too_many })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("events"));
+    let err = client
+        .embed(pb::EmbedRequest { texts: vec![] })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn filters_restrict_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let mut client = server.client().await;
+    let mut events = activity("ivy");
+    events[0].event_time = now() - 30 * 86_400;
+    ingest(&mut client, events).await;
+    let request = |f: &dyn Fn(&mut pb::GetContextRequest)| {
+        let mut r = pb::GetContextRequest {
+            user_id: "ivy".into(),
+            query: "trip".into(),
+            limit: 10,
+            ..Default::default()
+        };
+        f(&mut r);
+        r
+    };
+    let ids = |r: pb::GetContextResponse| {
+        let mut v: Vec<String> = r
+            .snippets
+            .into_iter()
+            .map(|s| s.provenance.unwrap().event_id)
+            .collect();
+        v.sort();
+        v
+    };
+    let by_source = client
+        .get_context(request(&|r| {
+            r.source_ids = vec!["acme".into(), "nova".into()]
+        }))
+        .await
+        .unwrap();
+    assert_eq!(ids(by_source.into_inner()), ["ivy-boots", "ivy-game"]);
+    let by_name = client
+        .get_context(request(&|r| r.event_names = vec!["Search".into()]))
+        .await
+        .unwrap();
+    assert_eq!(ids(by_name.into_inner()), ["ivy-search"]);
+    let recent = client
+        .get_context(request(&|r| {
+            r.time_window = Some(pb::TimeWindow {
+                start_time: now() - 7 * 86_400,
+                end_time: 0,
+            })
+        }))
+        .await
+        .unwrap();
+    let recent = ids(recent.into_inner());
+    assert_eq!(recent.len(), 5);
+    assert!(!recent.contains(&"ivy-boots".to_string()));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn stream_ingest_embed_and_health() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let mut client = server.client().await;
+    let mut bad = ev("jack", "acme", "j-bad", "Purchase", "x");
+    bad.event_name = "no spaces allowed".into();
+    let batches = vec![
+        pb::IngestRequest {
+            events: activity("jack")[..3].to_vec(),
+        },
+        pb::IngestRequest {
+            events: [activity("jack")[3..].to_vec(), vec![bad]].concat(),
+        },
+    ];
+    let r = client
+        .ingest_stream(tokio_stream::iter(batches))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((r.accepted, r.rejected), (6, 1));
+    assert_eq!(r.results[0].index, 6, "indexes count across the stream");
+    assert_eq!(r.results[0].field, "event_name");
+    assert_eq!(
+        server
+            .app
+            .store
+            .count(StoreFilter::for_user("jack"))
+            .await
+            .unwrap(),
+        6
+    );
+
+    let texts = vec!["Booked a flight to Reykjavik".to_string(), String::new()];
+    let r = client
+        .embed(pb::EmbedRequest {
+            texts: texts.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((r.dimension, r.vectors.len()), (384, 2));
+    let local = server.app.engine.embed(texts).await.unwrap();
+    assert_eq!(r.vectors[0].values, local[0]);
+
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", server.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let status = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "context_engine.v1.ContextEngine".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        status.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+    server.stop().await;
+}

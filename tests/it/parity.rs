@@ -1,0 +1,94 @@
+//! Our embeddings against sentence-transformers' reference vectors.
+
+use context_engine::embed::{cosine, Embedder};
+
+use crate::common::{model_dir, shared_dir};
+
+struct Row {
+    text: String,
+    num_tokens: usize,
+    embedding: Vec<f32>,
+}
+
+fn reference() -> Option<Vec<Row>> {
+    let dir = shared_dir("reference/minilm_reference.jsonl")?;
+    let text = std::fs::read_to_string(dir.join("reference/minilm_reference.jsonl")).unwrap();
+    Some(
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                Row {
+                    text: v["text"].as_str().unwrap().to_string(),
+                    num_tokens: v["num_tokens"].as_u64().unwrap() as usize,
+                    embedding: serde_json::from_value(v["embedding"].clone()).unwrap(),
+                }
+            })
+            .collect(),
+    )
+}
+
+fn embedder() -> context_engine::embed::candle::CandleEmbedder {
+    context_engine::app::load_embedder(
+        &model_dir(),
+        context_engine::embed::candle::DeviceChoice::Cpu,
+    )
+    .unwrap()
+}
+
+#[test]
+fn matches_sentence_transformers_reference() {
+    let Some(rows) = reference() else { return };
+    assert!(rows.len() >= 24, "reference has {} rows", rows.len());
+    assert!(
+        rows.iter().any(|r| r.text.is_empty()),
+        "reference includes the empty string"
+    );
+    assert!(
+        rows.iter().any(|r| r.num_tokens == 256),
+        "reference includes a truncated (>256-token) text"
+    );
+    let mut model = embedder();
+    let texts: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
+    let vectors = model.embed(&texts).unwrap();
+    let mut min = f32::MAX;
+    for (row, vector) in rows.iter().zip(&vectors) {
+        assert_eq!(vector.len(), 384);
+        assert_eq!(
+            model.count_tokens(&row.text).unwrap(),
+            row.num_tokens,
+            "token count of {:?}",
+            row.text
+        );
+        let c = cosine(vector, &row.embedding);
+        assert!(c >= 0.9999, "cosine {c} < 0.9999 for {:?}", row.text);
+        min = min.min(c);
+    }
+    println!(
+        "parity: {} reference rows, minimum cosine {min:.7}",
+        rows.len()
+    );
+}
+
+#[test]
+fn batch_results_equal_single_results() {
+    let mut model = embedder();
+    let texts = [
+        "Purchased 2 × Trail Runner hiking boots (Footwear) for 129.99 USD at Acme Outdoors",
+        "",
+        "Played Galaxy Raiders for 45 minutes at level 12 on Nova Games",
+        "a",
+        &"a long text about hiking and trails and boots ".repeat(40),
+    ];
+    let batch = model.embed(&texts).unwrap();
+    for (text, batched) in texts.iter().zip(&batch) {
+        let single = model.embed(&[text]).unwrap().remove(0);
+        let c = cosine(&single, batched);
+        assert!(c > 0.99999, "batch vs single cosine {c} for {text:?}");
+        let norm: f32 = batched.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!(
+            (norm - 1.0).abs() < 1e-4,
+            "vector is L2-normalised (norm {norm})"
+        );
+    }
+}
