@@ -37,25 +37,12 @@ pub fn load_embedder(model_dir: &Path, device: DeviceChoice) -> Result<CandleEmb
 }
 
 /// Builds an engine on candle + Qdrant Edge. Blocking (model load, store open).
-pub fn build(
-    model_dir: &Path,
-    device: DeviceChoice,
-    data_dir: &Path,
-    batch: BatchConfig,
-) -> Result<App, AppError> {
+pub fn build(model_dir: &Path, device: DeviceChoice, data_dir: &Path, batch: BatchConfig) -> Result<App, AppError> {
     let embedder = load_embedder(model_dir, device)?;
     let model_id = crate::embed::Embedder::model_id(&embedder).to_string();
     let dimension = crate::embed::Embedder::dimension(&embedder);
-    let store = EdgeStore::open(&EdgeOptions {
-        data_dir: data_dir.to_path_buf(),
-        dimension,
-        model_id,
-    })?;
+    let store = EdgeStore::open(&EdgeOptions { data_dir: data_dir.to_path_buf(), dimension, model_id })?;
     let handle = EmbedHandle::spawn(Box::new(embedder), batch)?;
-    let engine = Arc::new(Engine::new(
-        handle,
-        Arc::new(store.clone()),
-        EngineLimits::default(),
-    ));
+    let engine = Arc::new(Engine::new(handle, Arc::new(store.clone()), EngineLimits::default()));
     Ok(App { engine, store })
 }

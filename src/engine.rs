@@ -6,16 +6,19 @@
 //! any `Embedder`) and [`VectorStore`]; the composition root (`app`) picks the
 //! concrete ones. It reads no clock: callers pass `now` (unix seconds).
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
+use uuid::Uuid;
 
 use crate::domain::{
-    point_id, ActivityEvent, ContextQuery, EventRecord, FieldError, Limits, Provenance, Snippet,
+    point_id, validate_user_id, AccessRecord, AccessedEvent, ActivityEvent, ConsentGrant, ConsentState, ContextQuery,
+    EventRecord, FieldError, Limits, Provenance, Purpose, Scope, Snippet,
 };
 use crate::embed::{EmbedError, EmbedHandle};
-use crate::store::{SearchRequest, StoreError, StoreFilter, StoredPoint, VectorStore};
+use crate::policy::{post_check, retrieval_scope, ConsentSnapshot, IngestDenial, PostCheck};
+use crate::store::{Page, SearchRequest, StoreError, StoredPoint, VectorStore};
 use crate::verbalize::verbalize;
 
 /// Request-size limits enforced by the engine (on top of per-event [`Limits`]).
@@ -58,20 +61,17 @@ pub enum RejectReason {
     InvalidField,
     /// The same `(source_id, event_id)` came earlier in the same request.
     DuplicateInBatch,
+    /// No purpose is granted for the event's (user, source).
+    NoConsent,
+    /// The event is flagged Limited Data Use.
+    LimitedDataUse,
 }
 
 /// What happened to one event of an ingest request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EventOutcome {
-    Accepted {
-        point_id: String,
-        text: String,
-    },
-    Rejected {
-        reason: RejectReason,
-        field: String,
-        message: String,
-    },
+    Accepted { point_id: String, text: String },
+    Rejected { reason: RejectReason, field: String, message: String },
 }
 
 impl EventOutcome {
@@ -84,6 +84,10 @@ impl EventOutcome {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ContextRequest {
     pub user_id: String,
+    /// Required; `None` is an error, never "any purpose".
+    pub purpose: Option<Purpose>,
+    /// Who asks (recorded in the access log), e.g. `orchestrator`.
+    pub caller: String,
     pub query: String,
     /// 0 means the default.
     pub limit: usize,
@@ -106,19 +110,13 @@ pub enum EngineError {
 
 impl EngineError {
     fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::InvalidArgument {
-            field: field.into(),
-            message: message.into(),
-        }
+        Self::InvalidArgument { field: field.into(), message: message.into() }
     }
 }
 
 impl From<FieldError> for EngineError {
     fn from(e: FieldError) -> Self {
-        Self::InvalidArgument {
-            field: e.field,
-            message: e.message,
-        }
+        Self::InvalidArgument { field: e.field, message: e.message }
     }
 }
 
@@ -126,14 +124,14 @@ pub struct Engine {
     embedder: EmbedHandle,
     store: Arc<dyn VectorStore>,
     limits: EngineLimits,
+    /// Orders this replica's ledger read-modify-writes, so versions count up
+    /// without gaps under concurrent SetConsent calls for the same key.
+    consent_lock: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine")
-            .field("embedder", &self.embedder)
-            .field("limits", &self.limits)
-            .finish()
+        f.debug_struct("Engine").field("embedder", &self.embedder).field("limits", &self.limits).finish()
     }
 }
 
@@ -143,13 +141,29 @@ pub fn content_hash(event: &ActivityEvent) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// Result of a consent change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentChange {
+    pub grant: ConsentGrant,
+    pub changed: bool,
+    pub purged_events: usize,
+}
+
+/// What `erase_user` removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErasureReceipt {
+    pub user_id: String,
+    pub events_removed: usize,
+    pub consents_removed: usize,
+    pub access_records_removed: usize,
+    pub erased_at: i64,
+    /// The user's event points counted in the store after erasure.
+    pub remaining_points: usize,
+}
+
 impl Engine {
     pub fn new(embedder: EmbedHandle, store: Arc<dyn VectorStore>, limits: EngineLimits) -> Self {
-        Self {
-            embedder,
-            store,
-            limits,
-        }
+        Self { embedder, store, limits, consent_lock: tokio::sync::Mutex::new(()) }
     }
 
     pub fn limits(&self) -> &EngineLimits {
@@ -160,100 +174,125 @@ impl Engine {
         &self.embedder
     }
 
-    /// Validates every event, stores the valid ones, and reports per event.
+    fn user_id(&self, field: &str, user_id: &str) -> Result<(), EngineError> {
+        Ok(validate_user_id(field, user_id, &self.limits.event)?)
+    }
+
+    async fn snapshots(&self, user_ids: Vec<String>) -> Result<HashMap<String, ConsentSnapshot>, EngineError> {
+        let grants = self.store.consents(user_ids.clone()).await?;
+        let mut by_user: HashMap<String, Vec<ConsentGrant>> = HashMap::new();
+        for grant in grants {
+            by_user.entry(grant.user_id.clone()).or_default().push(grant);
+        }
+        Ok(user_ids
+            .into_iter()
+            .map(|user| {
+                let grants = by_user.remove(&user).unwrap_or_default();
+                (user.clone(), ConsentSnapshot::new(user, grants))
+            })
+            .collect())
+    }
+
+    /// Validates every event, checks consent, stores the admitted ones, and
+    /// reports per event.
     ///
-    /// All-or-nothing for the valid events: they are embedded together and
+    /// All-or-nothing for the admitted events: they are embedded together and
     /// written in one store operation, so an overload or store failure returns
     /// an error with nothing written, never a half-applied batch.
-    pub async fn ingest(
-        &self,
-        events: Vec<ActivityEvent>,
-        now: i64,
-    ) -> Result<Vec<EventOutcome>, EngineError> {
+    ///
+    /// Consent is checked before the write and again after it: an event whose
+    /// consent was revoked while it was being embedded is deleted again and
+    /// reported as `NoConsent`, so a revocation's purge cannot be undone by a
+    /// write that was already in flight.
+    pub async fn ingest(&self, events: Vec<ActivityEvent>, now: i64) -> Result<Vec<EventOutcome>, EngineError> {
         if events.len() > self.limits.max_batch_events {
             return Err(EngineError::invalid(
                 "events",
-                format!(
-                    "at most {} events per request, got {}",
-                    self.limits.max_batch_events,
-                    events.len()
-                ),
+                format!("at most {} events per request, got {}", self.limits.max_batch_events, events.len()),
             ));
         }
         let mut outcomes = Vec::with_capacity(events.len());
         let mut seen = HashSet::with_capacity(events.len());
-        let mut accepted = Vec::new();
-        for event in events {
+        let mut valid = Vec::new();
+        for (index, event) in events.into_iter().enumerate() {
             if let Err(e) = event.validate(&self.limits.event, now) {
-                outcomes.push(EventOutcome::Rejected {
+                outcomes.push(Some(EventOutcome::Rejected {
                     reason: RejectReason::InvalidField,
                     field: e.field,
                     message: e.message,
-                });
+                }));
                 continue;
             }
             let id = point_id(&event.source_id, &event.event_id);
             if !seen.insert(id) {
-                outcomes.push(EventOutcome::Rejected {
+                outcomes.push(Some(EventOutcome::Rejected {
                     reason: RejectReason::DuplicateInBatch,
                     field: "event_id".into(),
-                    message: format!(
-                        "({}, {}) appears earlier in this request",
-                        event.source_id, event.event_id
-                    ),
-                });
+                    message: format!("({}, {}) appears earlier in this request", event.source_id, event.event_id),
+                }));
                 continue;
             }
-            let text = verbalize(&event);
-            outcomes.push(EventOutcome::Accepted {
-                point_id: id.to_string(),
-                text: text.clone(),
-            });
-            let record = EventRecord {
-                content_hash: content_hash(&event),
-                event,
-                text,
-                ingested_at: now,
-            };
-            accepted.push((id, record));
+            outcomes.push(None);
+            valid.push((index, id, event));
         }
-        if accepted.is_empty() {
-            return Ok(outcomes);
+        let users: Vec<String> =
+            valid.iter().map(|(_, _, e)| e.user_id.clone()).collect::<HashSet<_>>().into_iter().collect();
+        let snapshots = self.snapshots(users.clone()).await?;
+        let mut admitted = Vec::new();
+        for (index, id, event) in valid {
+            let decision =
+                snapshots.get(&event.user_id).map_or(Err(IngestDenial::NoConsent), |s| s.ingest_decision(&event));
+            match decision {
+                Ok(()) => {
+                    let text = verbalize(&event);
+                    let record = EventRecord { content_hash: content_hash(&event), event, text, ingested_at: now };
+                    admitted.push((index, id, record));
+                }
+                Err(denial) => outcomes[index] = Some(denied(denial, &event)),
+            }
         }
-        let texts = accepted.iter().map(|(_, r)| r.text.clone()).collect();
-        let vectors = self.embedder.embed(texts).await?;
-        let points = accepted
-            .into_iter()
-            .zip(vectors)
-            .map(|((id, record), vector)| StoredPoint { id, vector, record })
-            .collect();
-        self.store.upsert(points).await?;
-        Ok(outcomes)
+        if !admitted.is_empty() {
+            let texts = admitted.iter().map(|(_, _, r)| r.text.clone()).collect();
+            let vectors = self.embedder.embed(texts).await?;
+            let points = admitted
+                .iter()
+                .zip(vectors)
+                .map(|((_, id, record), vector)| StoredPoint { id: *id, vector, record: record.clone() })
+                .collect();
+            self.store.upsert(points).await?;
+            let after = self.snapshots(users).await?;
+            let mut lost = Vec::new();
+            for (index, id, record) in admitted {
+                let still =
+                    after.get(&record.event.user_id).is_some_and(|s| s.any_purpose_granted(&record.event.source_id));
+                if still {
+                    outcomes[index] = Some(EventOutcome::Accepted { point_id: id.to_string(), text: record.text });
+                } else {
+                    lost.push(id);
+                    outcomes[index] = Some(denied(IngestDenial::NoConsent, &record.event));
+                }
+            }
+            if !lost.is_empty() {
+                tracing::info!(events = lost.len(), "consent revoked during ingest; removing the events again");
+                self.store.delete_ids(lost).await?;
+            }
+        }
+        Ok(outcomes.into_iter().flatten().collect())
     }
 
     /// Checks a raw request and turns it into a [`ContextQuery`].
     pub fn validate_context(&self, request: ContextRequest) -> Result<ContextQuery, EngineError> {
         let limits = &self.limits;
-        if request.user_id.is_empty() {
-            return Err(EngineError::invalid("user_id", "required"));
-        }
-        if request.user_id.len() > limits.event.max_id_len
-            || !request.user_id.bytes().all(|b| b.is_ascii_graphic())
-        {
-            return Err(EngineError::invalid(
-                "user_id",
-                "expected at most 128 visible ASCII characters",
-            ));
-        }
+        self.user_id("user_id", &request.user_id)?;
+        let purpose = request.purpose.ok_or_else(|| {
+            EngineError::invalid("purpose", "required (CHAT_ASSISTANT or FEED_RANKING); there is no default")
+        })?;
         let query = request.query.trim();
         if query.is_empty() {
             return Err(EngineError::invalid("query", "required"));
         }
         if query.chars().count() > limits.max_query_chars {
-            return Err(EngineError::invalid(
-                "query",
-                format!("longer than {} characters", limits.max_query_chars),
-            ));
+            return Err(EngineError::invalid("query", format!("longer than {} characters", limits.max_query_chars)));
         }
         if request.limit > limits.max_snippets {
             return Err(EngineError::invalid(
@@ -263,111 +302,206 @@ impl Engine {
         }
         if let (Some(start), Some(end)) = (request.start_time, request.end_time) {
             if start > end {
-                return Err(EngineError::invalid(
-                    "time_window",
-                    format!("start_time {start} is after end_time {end}"),
-                ));
+                return Err(EngineError::invalid("time_window", format!("start_time {start} is after end_time {end}")));
             }
         }
-        for (field, values) in [
-            ("event_names", &request.event_names),
-            ("source_ids", &request.source_ids),
-        ] {
+        for (field, values) in [("event_names", &request.event_names), ("source_ids", &request.source_ids)] {
             if values.len() > limits.max_filter_values {
-                return Err(EngineError::invalid(
-                    field,
-                    format!("at most {} entries", limits.max_filter_values),
-                ));
+                return Err(EngineError::invalid(field, format!("at most {} entries", limits.max_filter_values)));
             }
-            if values
-                .iter()
-                .any(|v| v.is_empty() || v.len() > limits.event.max_id_len)
-            {
-                return Err(EngineError::invalid(
-                    field,
-                    "entries must be non-empty ids of at most 128 bytes",
-                ));
+            if values.iter().any(|v| v.is_empty() || v.len() > limits.event.max_id_len) {
+                return Err(EngineError::invalid(field, "entries must be non-empty ids of at most 128 bytes"));
             }
         }
         Ok(ContextQuery {
             user_id: request.user_id,
+            purpose,
             text: query.to_string(),
-            limit: if request.limit == 0 {
-                limits.default_snippets
-            } else {
-                request.limit
-            },
-            time_window: crate::domain::TimeWindow {
-                start: request.start_time,
-                end: request.end_time,
-            },
+            limit: if request.limit == 0 { limits.default_snippets } else { request.limit },
+            time_window: crate::domain::TimeWindow { start: request.start_time, end: request.end_time },
             event_names: request.event_names,
             source_ids: request.source_ids,
         })
     }
 
-    /// The user's stored events most similar to the query, best first.
-    /// An unknown user simply has no events: the answer is empty.
-    pub async fn get_context(&self, request: ContextRequest) -> Result<Vec<Snippet>, EngineError> {
+    /// The user's permitted events most similar to the query, best first.
+    ///
+    /// The consent ledger is read when the query starts; only sources granted
+    /// for the purpose at that moment are searched, and every hit is checked
+    /// again against that snapshot. An unknown user, or one who permitted
+    /// nothing for the purpose, gets an empty answer. Every call is recorded
+    /// in the access log before the answer is returned.
+    pub async fn get_context(&self, request: ContextRequest, now: i64) -> Result<Vec<Snippet>, EngineError> {
+        let caller = request.caller.clone();
         let query = self.validate_context(request)?;
+        let snapshot = self.snapshots(vec![query.user_id.clone()]).await?.remove(&query.user_id).unwrap_or_default();
+        let snippets = match retrieval_scope(&query, &snapshot) {
+            None => Vec::new(),
+            Some((scope, permitted)) => self.search_permitted(&query, scope, &permitted).await?,
+        };
+        let record = AccessRecord {
+            access_id: Uuid::new_v4().to_string(),
+            user_id: query.user_id.clone(),
+            caller,
+            purpose: query.purpose,
+            at: now,
+            events: snippets
+                .iter()
+                .map(|s| AccessedEvent {
+                    source_id: s.provenance.source_id.clone(),
+                    event_id: s.provenance.event_id.clone(),
+                    consent_version: s.provenance.consent_version,
+                })
+                .collect(),
+        };
+        self.store.append_access(record).await?;
+        Ok(snippets)
+    }
+
+    async fn search_permitted(
+        &self,
+        query: &ContextQuery,
+        scope: Scope,
+        permitted: &BTreeMap<String, u64>,
+    ) -> Result<Vec<Snippet>, EngineError> {
         let vector = self.embedder.embed_one(query.text.clone()).await?;
-        let mut filter = StoreFilter::for_user(query.user_id.clone());
-        filter.source_ids = query.source_ids;
-        filter.event_names = query.event_names;
-        filter.time_window = query.time_window;
-        let hits = self
-            .store
-            .search(SearchRequest {
-                vector,
-                filter,
-                limit: query.limit,
-            })
-            .await?;
-        Ok(hits
-            .into_iter()
-            // Defence in depth: the store filter already scopes to the user.
-            .filter(|hit| hit.record.event.user_id == query.user_id)
-            .map(|hit| {
-                let record = hit.record;
-                Snippet {
-                    score: hit.score,
-                    provenance: Provenance {
-                        source_id: record.event.source_id,
-                        event_id: record.event.event_id,
-                        event_name: record.event.event_name,
-                        event_time: record.event.event_time,
-                        ingested_at: record.ingested_at,
-                        point_id: hit.id.to_string(),
-                        content_hash: record.content_hash,
-                    },
-                    text: record.text,
-                }
-            })
-            .collect())
+        let hits = self.store.search(SearchRequest { vector, scope, limit: query.limit }).await?;
+        let mut snippets = Vec::with_capacity(hits.len());
+        for hit in hits {
+            let record = hit.record;
+            let consent_version =
+                match post_check(&query.user_id, permitted, &record.event.user_id, &record.event.source_id) {
+                    PostCheck::Allowed { consent_version } => consent_version,
+                    verdict => {
+                        // The store filter should have made this impossible.
+                        tracing::error!(alarm = "consent_post_check", ?verdict, point = %hit.id, "hit dropped");
+                        continue;
+                    }
+                };
+            snippets.push(Snippet {
+                score: hit.score,
+                provenance: Provenance {
+                    source_id: record.event.source_id,
+                    event_id: record.event.event_id,
+                    event_name: record.event.event_name,
+                    event_time: record.event.event_time,
+                    ingested_at: record.ingested_at,
+                    point_id: hit.id.to_string(),
+                    content_hash: record.content_hash,
+                    consent_version,
+                },
+                text: record.text,
+            });
+        }
+        Ok(snippets)
+    }
+
+    /// Grants or revokes one `(user, source, purpose)`. Idempotent. When a
+    /// revoke leaves no purpose granted for `(user, source)`, the pair's
+    /// events are deleted before this returns (so a later re-grant finds
+    /// nothing to resurrect).
+    pub async fn set_consent(
+        &self,
+        user_id: &str,
+        source_id: &str,
+        purpose: Option<Purpose>,
+        state: Option<ConsentState>,
+        now: i64,
+    ) -> Result<ConsentChange, EngineError> {
+        self.user_id("user_id", user_id)?;
+        if source_id.is_empty()
+            || source_id.len() > self.limits.event.max_id_len
+            || !source_id.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err(EngineError::invalid("source_id", "required: visible ASCII, at most 128 bytes"));
+        }
+        let purpose = purpose.ok_or_else(|| EngineError::invalid("purpose", "required"))?;
+        let state = state.ok_or_else(|| EngineError::invalid("state", "required (GRANTED or REVOKED)"))?;
+        let _guard = self.consent_lock.lock().await;
+        let current = self.store.consents(vec![user_id.to_string()]).await?;
+        let previous = current.iter().find(|g| g.source_id == source_id && g.purpose == purpose);
+        let (grant, changed) = match ConsentGrant::transition(previous, (user_id, source_id, purpose), state, now) {
+            Some(next) => {
+                self.store.put_consent(next.clone()).await?;
+                (next, true)
+            }
+            None => (previous.cloned().ok_or_else(|| EngineError::invalid("state", "no change"))?, false),
+        };
+        let mut purged_events = 0;
+        if state == ConsentState::Revoked {
+            let still = current.iter().any(|g| g.source_id == source_id && g.purpose != purpose && g.is_granted());
+            if !still {
+                purged_events = self.store.delete(Scope::user_sources(user_id, vec![source_id.to_string()])).await?;
+            }
+        }
+        Ok(ConsentChange { grant, changed, purged_events })
+    }
+
+    pub async fn list_consents(&self, user_id: &str) -> Result<Vec<ConsentGrant>, EngineError> {
+        self.user_id("user_id", user_id)?;
+        let mut grants = self.store.consents(vec![user_id.to_string()]).await?;
+        grants.retain(|g| g.user_id == user_id);
+        grants.sort_by(|a, b| (&a.source_id, a.purpose).cmp(&(&b.source_id, b.purpose)));
+        Ok(grants)
+    }
+
+    /// Removes every event, consent record and access record of the user.
+    /// Consents go first, so no ingest can store new events for the user
+    /// while the rest is deleted.
+    pub async fn erase_user(&self, user_id: &str, now: i64) -> Result<ErasureReceipt, EngineError> {
+        self.user_id("user_id", user_id)?;
+        let consents_removed = {
+            let _guard = self.consent_lock.lock().await;
+            self.store.delete_consents(user_id.to_string()).await?
+        };
+        let events_removed = self.store.delete(Scope::whole_user(user_id)).await?;
+        let access_records_removed = self.store.delete_access(user_id.to_string()).await?;
+        let remaining_points = self.store.count(Scope::whole_user(user_id)).await?;
+        tracing::info!(events_removed, consents_removed, access_records_removed, remaining_points, "user erased");
+        Ok(ErasureReceipt {
+            user_id: user_id.to_string(),
+            events_removed,
+            consents_removed,
+            access_records_removed,
+            erased_at: now,
+            remaining_points,
+        })
+    }
+
+    /// The user's access records, most recent first.
+    pub async fn explain_access(&self, user_id: &str, limit: usize) -> Result<Vec<AccessRecord>, EngineError> {
+        self.user_id("user_id", user_id)?;
+        if limit > 1000 {
+            return Err(EngineError::invalid("limit", format!("at most 1000, got {limit}")));
+        }
+        let limit = if limit == 0 { 100 } else { limit };
+        Ok(self.store.access_log(user_id.to_string(), limit).await?)
+    }
+
+    /// One page of the user's stored events (data portability).
+    pub async fn export_page(&self, user_id: &str, from: Option<Uuid>, limit: usize) -> Result<Page, EngineError> {
+        self.user_id("user_id", user_id)?;
+        Ok(self.store.scroll(Scope::whole_user(user_id), from, limit.clamp(1, 1000)).await?)
+    }
+
+    /// Counts the user's stored events (all sources).
+    pub async fn count_user_events(&self, user_id: &str) -> Result<usize, EngineError> {
+        self.user_id("user_id", user_id)?;
+        Ok(self.store.count(Scope::whole_user(user_id)).await?)
     }
 
     /// Embeds arbitrary texts with the engine's model.
     pub async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, EngineError> {
         if texts.is_empty() {
-            return Err(EngineError::invalid(
-                "texts",
-                "at least one text is required",
-            ));
+            return Err(EngineError::invalid("texts", "at least one text is required"));
         }
         if texts.len() > self.limits.max_embed_texts {
             return Err(EngineError::invalid(
                 "texts",
-                format!(
-                    "at most {} texts per request, got {}",
-                    self.limits.max_embed_texts,
-                    texts.len()
-                ),
+                format!("at most {} texts per request, got {}", self.limits.max_embed_texts, texts.len()),
             ));
         }
-        if let Some(i) = texts
-            .iter()
-            .position(|t| t.chars().count() > self.limits.max_embed_chars)
-        {
+        if let Some(i) = texts.iter().position(|t| t.chars().count() > self.limits.max_embed_chars) {
             return Err(EngineError::invalid(
                 format!("texts[{i}]"),
                 format!("longer than {} characters", self.limits.max_embed_chars),
@@ -379,5 +513,20 @@ impl Engine {
     /// Flushes the store (shutdown, tests).
     pub async fn flush(&self) -> Result<(), EngineError> {
         Ok(self.store.flush().await?)
+    }
+}
+
+fn denied(denial: IngestDenial, event: &ActivityEvent) -> EventOutcome {
+    match denial {
+        IngestDenial::NoConsent => EventOutcome::Rejected {
+            reason: RejectReason::NoConsent,
+            field: "user_id".into(),
+            message: format!("no purpose is granted for user {} and source {}", event.user_id, event.source_id),
+        },
+        IngestDenial::LimitedDataUse => EventOutcome::Rejected {
+            reason: RejectReason::LimitedDataUse,
+            field: "data_processing_options".into(),
+            message: "the event is flagged Limited Data Use (LDU) and is not stored".into(),
+        },
     }
 }

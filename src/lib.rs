@@ -32,6 +32,7 @@ pub mod domain;
 pub mod embed;
 pub mod engine;
 pub mod model_files;
+pub mod policy;
 pub mod store;
 pub mod verbalize;
 
@@ -41,6 +42,5 @@ pub mod pb {
     tonic::include_proto!("context_engine.v1");
 
     /// Encoded file descriptor set, served by gRPC reflection.
-    pub const FILE_DESCRIPTOR_SET: &[u8] =
-        include_bytes!(concat!(env!("OUT_DIR"), "/context_engine_descriptor.bin"));
+    pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/context_engine_descriptor.bin"));
 }

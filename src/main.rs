@@ -5,11 +5,13 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use context_engine::api::{self, event_to_pb};
-use context_engine::config::{Cli, Command, EmbedArgs, IngestArgs, QueryArgs, ServeConfig};
-use context_engine::domain::ActivityEvent;
+use context_engine::api::{self, event_to_pb, BearerKey};
+use context_engine::config::{Cli, ClientArgs, Command, ConsentArgs, EmbedArgs, IngestArgs, QueryArgs, ServeConfig};
+use context_engine::domain::{ActivityEvent, ConsentState, Purpose};
 use context_engine::embed::Embedder;
-use context_engine::pb::{self, context_engine_client::ContextEngineClient};
+use context_engine::pb::{self, context_engine_client::ContextEngineClient, privacy_client::PrivacyClient};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
 use tracing::info;
 
 fn main() -> Result<()> {
@@ -21,46 +23,41 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args.try_into()?)),
         Command::Ingest(args) => runtime.block_on(ingest(args)),
         Command::Query(args) => runtime.block_on(query(args)),
+        Command::Consent(args) => runtime.block_on(consent(args)),
         Command::Embed(args) => embed(args),
     }
 }
 
 async fn serve(config: ServeConfig) -> Result<()> {
     let started = Instant::now();
-    let (model_dir, device, data_dir, batch) = (
-        config.model_dir.clone(),
-        config.device,
-        config.data_dir.clone(),
-        config.batch,
-    );
-    let app = tokio::task::spawn_blocking(move || {
-        context_engine::app::build(&model_dir, device, &data_dir, batch)
-    })
-    .await?
-    .with_context(|| {
-        format!(
-            "cannot start the engine (model {})",
-            config.model_dir.display()
-        )
-    })?;
+    let (model_dir, device, data_dir, batch) =
+        (config.model_dir.clone(), config.device, config.data_dir.clone(), config.batch);
+    let app = tokio::task::spawn_blocking(move || context_engine::app::build(&model_dir, device, &data_dir, batch))
+        .await?
+        .with_context(|| format!("cannot start the engine (model {})", config.model_dir.display()))?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
+    if config.keys.is_empty() {
+        tracing::warn!(
+            "local development mode: no API keys configured, every caller has every role \
+             (allowed on loopback only; set --api-keys-file for anything else)"
+        );
+    }
     info!(
+        api_keys = config.keys.len(),
         address = %listener.local_addr()?,
         data_dir = %config.data_dir.display(),
         model = app.engine.embedder().model_id(),
         startup_ms = started.elapsed().as_millis() as u64,
         "context engine serving"
     );
-    api::serve(listener, app.engine.clone(), shutdown_signal()).await?;
+    api::serve(listener, app.engine.clone(), config.keys.clone(), shutdown_signal()).await?;
     info!("shutting down: flushing the store");
     app.engine.flush().await?;
     let store = app.store.clone();
@@ -72,14 +69,13 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
@@ -89,19 +85,81 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-async fn connect(server: &str) -> Result<ContextEngineClient<tonic::transport::Channel>> {
-    ContextEngineClient::connect(server.to_string())
+type Authed = InterceptedService<Channel, BearerKey>;
+
+async fn channel(args: &ClientArgs) -> Result<(Channel, BearerKey)> {
+    let key = BearerKey::new(args.api_key.as_deref()).map_err(anyhow::Error::msg)?;
+    let channel = Channel::from_shared(args.server.clone())
+        .with_context(|| format!("bad --server {}", args.server))?
+        .connect()
         .await
-        .with_context(|| format!("cannot connect to {server}; is `context-engine serve` running?"))
-        .map(|c| c.max_decoding_message_size(api::MAX_MESSAGE_BYTES))
+        .with_context(|| format!("cannot connect to {}; is `context-engine serve` running?", args.server))?;
+    Ok((channel, key))
+}
+
+async fn connect(args: &ClientArgs) -> Result<ContextEngineClient<Authed>> {
+    let (channel, key) = channel(args).await?;
+    Ok(ContextEngineClient::with_interceptor(channel, key).max_decoding_message_size(api::MAX_MESSAGE_BYTES))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConsentLine {
+    user_id: String,
+    source_id: String,
+    purpose: Purpose,
+    state: ConsentState,
+}
+
+async fn consent(args: ConsentArgs) -> Result<()> {
+    let lines: Vec<ConsentLine> = match (&args.file, &args.user, &args.source) {
+        (Some(file), _, _) => {
+            let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+            text.lines()
+                .enumerate()
+                .filter(|(_, l)| !l.trim().is_empty())
+                .map(|(n, l)| serde_json::from_str(l).with_context(|| format!("{}:{}", file.display(), n + 1)))
+                .collect::<Result<_>>()?
+        }
+        (None, Some(user), Some(source)) => vec![ConsentLine {
+            user_id: user.clone(),
+            source_id: source.clone(),
+            purpose: args.purpose.into(),
+            state: args.state.into(),
+        }],
+        _ => bail!("give --file, or --user and --source"),
+    };
+    let (channel, key) = channel(&args.client).await?;
+    let mut client = PrivacyClient::with_interceptor(channel, key);
+    let (mut changed, mut purged) = (0, 0);
+    for line in &lines {
+        let response = client
+            .set_consent(pb::SetConsentRequest {
+                user_id: line.user_id.clone(),
+                source_id: line.source_id.clone(),
+                purpose: match line.purpose {
+                    Purpose::ChatAssistant => pb::Purpose::ChatAssistant,
+                    Purpose::FeedRanking => pb::Purpose::FeedRanking,
+                } as i32,
+                state: match line.state {
+                    ConsentState::Granted => pb::ConsentState::Granted,
+                    ConsentState::Revoked => pb::ConsentState::Revoked,
+                } as i32,
+            })
+            .await?
+            .into_inner();
+        changed += usize::from(response.changed);
+        purged += response.purged_events;
+    }
+    println!("{} consent records: {changed} changed, {purged} events purged", lines.len());
+    Ok(())
 }
 
 async fn ingest(args: IngestArgs) -> Result<()> {
     if args.batch == 0 {
         bail!("--batch must be at least 1");
     }
-    let file = std::fs::File::open(&args.file)
-        .with_context(|| format!("cannot open {}", args.file.display()))?;
+    let file = std::fs::File::open(&args.file).with_context(|| format!("cannot open {}", args.file.display()))?;
     let mut events = Vec::new();
     for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
         let line = line?;
@@ -112,24 +170,15 @@ async fn ingest(args: IngestArgs) -> Result<()> {
             .with_context(|| format!("{}:{}: not an ActivityEvent", args.file.display(), n + 1))?;
         events.push(event_to_pb(event));
     }
-    let mut client = connect(&args.client.server).await?;
+    let mut client = connect(&args.client).await?;
     let (mut accepted, mut rejected) = (0u32, 0u32);
     let started = Instant::now();
     let total = events.len();
     for (chunk_no, chunk) in events.chunks(args.batch).enumerate() {
-        let response = client
-            .ingest(pb::IngestRequest {
-                events: chunk.to_vec(),
-            })
-            .await?
-            .into_inner();
+        let response = client.ingest(pb::IngestRequest { events: chunk.to_vec() }).await?.into_inner();
         accepted += response.accepted;
         rejected += response.rejected;
-        for r in response
-            .results
-            .iter()
-            .filter(|r| r.status == pb::IngestStatus::Rejected as i32)
-        {
+        for r in response.results.iter().filter(|r| r.status == pb::IngestStatus::Rejected as i32) {
             eprintln!(
                 "rejected event #{} ({}): {}: {}",
                 chunk_no * args.batch + r.index as usize,
@@ -148,13 +197,17 @@ async fn ingest(args: IngestArgs) -> Result<()> {
 }
 
 async fn query(args: QueryArgs) -> Result<()> {
-    let mut client = connect(&args.client.server).await?;
+    let mut client = connect(&args.client).await?;
     let started = Instant::now();
     let response = client
         .get_context(pb::GetContextRequest {
             user_id: args.user,
             query: args.text,
             limit: args.limit,
+            purpose: match Purpose::from(args.purpose) {
+                Purpose::ChatAssistant => pb::Purpose::ChatAssistant,
+                Purpose::FeedRanking => pb::Purpose::FeedRanking,
+            } as i32,
             ..Default::default()
         })
         .await?
@@ -162,17 +215,17 @@ async fn query(args: QueryArgs) -> Result<()> {
     let ms = started.elapsed().as_secs_f64() * 1e3;
     for (i, s) in response.snippets.iter().enumerate() {
         let p = s.provenance.clone().unwrap_or_default();
-        let when = chrono::DateTime::from_timestamp(p.event_time, 0)
-            .map(|t| t.format("%Y-%m-%d").to_string());
+        let when = chrono::DateTime::from_timestamp(p.event_time, 0).map(|t| t.format("%Y-%m-%d").to_string());
         println!(
-            "{:>2}. [{:.3}] {}\n    {} · {} · {} · event {}",
+            "{:>2}. [{:.3}] {}\n    {} · {} · {} · event {} · consent v{}",
             i + 1,
             s.score,
             s.text,
             p.source_id,
             p.event_name,
             when.unwrap_or_default(),
-            p.event_id
+            p.event_id,
+            p.consent_version
         );
     }
     println!("{} snippets in {ms:.1} ms", response.snippets.len());
@@ -180,8 +233,7 @@ async fn query(args: QueryArgs) -> Result<()> {
 }
 
 fn embed(args: EmbedArgs) -> Result<()> {
-    let mut embedder =
-        context_engine::app::load_embedder(&args.model.model_dir, args.model.device)?;
+    let mut embedder = context_engine::app::load_embedder(&args.model.model_dir, args.model.device)?;
     let stdin = std::io::stdin();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut batch: Vec<String> = Vec::new();

@@ -13,21 +13,12 @@ pub const MANIFEST: &str = include_str!("../models/manifest.sha256");
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelFilesError {
-    #[error(
-        "model file {path} is missing; run `models/fetch.sh` to download and verify the model"
-    )]
+    #[error("model file {path} is missing; run `models/fetch.sh` to download and verify the model")]
     Missing { path: PathBuf },
     #[error("model file {path} has sha256 {found}, expected {expected}; delete it and run `models/fetch.sh`")]
-    Mismatch {
-        path: PathBuf,
-        expected: String,
-        found: String,
-    },
+    Mismatch { path: PathBuf, expected: String, found: String },
     #[error("cannot read model file {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
 }
 
 /// `(file name, expected sha256)` pairs of the manifest.
@@ -47,16 +38,9 @@ pub fn verify(dir: &Path) -> Result<(), ModelFilesError> {
         if !path.is_file() {
             return Err(ModelFilesError::Missing { path });
         }
-        let found = sha256_file(&path).map_err(|source| ModelFilesError::Io {
-            path: path.clone(),
-            source,
-        })?;
+        let found = sha256_file(&path).map_err(|source| ModelFilesError::Io { path: path.clone(), source })?;
         if !found.eq_ignore_ascii_case(hash) {
-            return Err(ModelFilesError::Mismatch {
-                path,
-                expected: hash.to_string(),
-                found,
-            });
+            return Err(ModelFilesError::Mismatch { path, expected: hash.to_string(), found });
         }
     }
     Ok(())
@@ -90,10 +74,7 @@ mod tests {
     #[test]
     fn missing_and_mismatched_files_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(matches!(
-            verify(dir.path()),
-            Err(ModelFilesError::Missing { .. })
-        ));
+        assert!(matches!(verify(dir.path()), Err(ModelFilesError::Missing { .. })));
         for (name, _) in expected() {
             std::fs::write(dir.path().join(name), b"not the model").unwrap();
         }

@@ -112,11 +112,7 @@ pub fn verbalize(event: &ActivityEvent) -> String {
                 let _ = write!(s, " from {origin}");
             }
             if let Some(destination) = prop(event, "destination") {
-                let word = if event.event_name == "HotelBooked" {
-                    "in"
-                } else {
-                    "to"
-                };
+                let word = if event.event_name == "HotelBooked" { "in" } else { "to" };
                 let _ = write!(s, " {word} {destination}");
             }
             if let Some(date) = prop(event, "travel_date") {
@@ -153,30 +149,16 @@ fn item_phrase(event: &ActivityEvent) -> Option<String> {
     if !name.is_empty() {
         return Some(name);
     }
-    let titles: Vec<String> = data
-        .contents
-        .iter()
-        .map(|c| clean(&c.title))
-        .filter(|t| !t.is_empty())
-        .collect();
+    let titles: Vec<String> = data.contents.iter().map(|c| clean(&c.title)).filter(|t| !t.is_empty()).collect();
     let listed = if titles.is_empty() {
-        data.content_ids
-            .iter()
-            .map(|id| clean(id))
-            .filter(|t| !t.is_empty())
-            .collect()
+        data.content_ids.iter().map(|id| clean(id)).filter(|t| !t.is_empty()).collect()
     } else {
         titles
     };
     if listed.is_empty() {
         return None;
     }
-    let mut phrase = listed
-        .iter()
-        .take(MAX_LISTED_ITEMS)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(", ");
+    let mut phrase = listed.iter().take(MAX_LISTED_ITEMS).cloned().collect::<Vec<_>>().join(", ");
     if listed.len() > MAX_LISTED_ITEMS {
         let _ = write!(phrase, " and {} more", listed.len() - MAX_LISTED_ITEMS);
     }
@@ -207,12 +189,7 @@ fn money(s: &mut String, event: &ActivityEvent, lead: &str) {
 }
 
 fn prop(event: &ActivityEvent, key: &str) -> Option<String> {
-    event
-        .custom_data
-        .properties
-        .get(key)
-        .map(|v| clean(v))
-        .filter(|v| !v.is_empty())
+    event.custom_data.properties.get(key).map(|v| clean(v)).filter(|v| !v.is_empty())
 }
 
 /// `LoyaltyPointsRedeemed` → `Loyalty points redeemed`.
@@ -290,10 +267,7 @@ mod tests {
     }
 
     fn props(pairs: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
@@ -309,53 +283,27 @@ mod tests {
                 ..Default::default()
             },
         );
-        assert_eq!(
-            verbalize(&e),
-            "Purchased 2 × Trail Runner hiking boots (Footwear) for 129.99 USD at Acme Outdoors"
-        );
+        assert_eq!(verbalize(&e), "Purchased 2 × Trail Runner hiking boots (Footwear) for 129.99 USD at Acme Outdoors");
     }
 
     #[test]
     fn purchase_from_contents_lists_titles_and_sums_quantities() {
         let contents = (1..=5)
-            .map(|i| Content {
-                id: format!("sku{i}"),
-                quantity: 1,
-                title: format!("Item {i}"),
-                ..Default::default()
-            })
+            .map(|i| Content { id: format!("sku{i}"), quantity: 1, title: format!("Item {i}"), ..Default::default() })
             .collect();
-        let e = event(
-            "Purchase",
-            CustomData {
-                contents,
-                ..Default::default()
-            },
-        );
-        assert_eq!(
-            verbalize(&e),
-            "Purchased 5 × Item 1, Item 2, Item 3 and 2 more at Acme Outdoors"
-        );
+        let e = event("Purchase", CustomData { contents, ..Default::default() });
+        assert_eq!(verbalize(&e), "Purchased 5 × Item 1, Item 2, Item 3 and 2 more at Acme Outdoors");
     }
 
     #[test]
     fn cart_and_checkout() {
-        let data = CustomData {
-            content_name: "French press".into(),
-            ..Default::default()
-        };
-        assert_eq!(
-            verbalize(&event("AddToCart", data.clone())),
-            "Added French press to cart at Acme Outdoors"
-        );
+        let data = CustomData { content_name: "French press".into(), ..Default::default() };
+        assert_eq!(verbalize(&event("AddToCart", data.clone())), "Added French press to cart at Acme Outdoors");
         assert_eq!(
             verbalize(&event("InitiateCheckout", data.clone())),
             "Started checkout for French press at Acme Outdoors"
         );
-        assert_eq!(
-            verbalize(&event("AddToWishlist", data)),
-            "Added French press to wishlist at Acme Outdoors"
-        );
+        assert_eq!(verbalize(&event("AddToWishlist", data)), "Added French press to wishlist at Acme Outdoors");
     }
 
     #[test]
@@ -365,22 +313,13 @@ mod tests {
             content_category: "TV".into(),
             ..Default::default()
         };
-        assert_eq!(
-            verbalize(&event("ViewContent", data)),
-            "Viewed 65-inch OLED television (TV) at Acme Outdoors"
-        );
+        assert_eq!(verbalize(&event("ViewContent", data)), "Viewed 65-inch OLED television (TV) at Acme Outdoors");
     }
 
     #[test]
     fn search() {
-        let data = CustomData {
-            search_string: "gluten  free\npasta".into(),
-            ..Default::default()
-        };
-        assert_eq!(
-            verbalize(&event("Search", data)),
-            "Searched for 'gluten free pasta' at Acme Outdoors"
-        );
+        let data = CustomData { search_string: "gluten  free\npasta".into(), ..Default::default() };
+        assert_eq!(verbalize(&event("Search", data)), "Searched for 'gluten free pasta' at Acme Outdoors");
     }
 
     #[test]
@@ -416,10 +355,7 @@ mod tests {
             },
         );
         e.source_name = "Nova Games".into();
-        assert_eq!(
-            verbalize(&e),
-            "Played Galaxy Raiders for 45 minutes at level 12 on Nova Games"
-        );
+        assert_eq!(verbalize(&e), "Played Galaxy Raiders for 45 minutes at level 12 on Nova Games");
         let mut e = event("AppInstall", CustomData::default());
         e.source_name = "FitTrack".into();
         assert_eq!(verbalize(&e), "Installed the FitTrack app");
@@ -432,11 +368,7 @@ mod tests {
             CustomData {
                 value: Some(240.0),
                 currency: "EUR".into(),
-                properties: props(&[
-                    ("origin", "Lisbon"),
-                    ("destination", "Berlin"),
-                    ("travel_date", "2026-03-03"),
-                ]),
+                properties: props(&[("origin", "Lisbon"), ("destination", "Berlin"), ("travel_date", "2026-03-03")]),
                 ..Default::default()
             },
         );
@@ -448,10 +380,7 @@ mod tests {
 
     #[test]
     fn custom_event_is_humanized() {
-        let data = CustomData {
-            content_name: "Gold tier".into(),
-            ..Default::default()
-        };
+        let data = CustomData { content_name: "Gold tier".into(), ..Default::default() };
         assert_eq!(
             verbalize(&event("LoyaltyPointsRedeemed", data)),
             "Loyalty points redeemed: Gold tier at Acme Outdoors"
@@ -460,15 +389,8 @@ mod tests {
 
     #[test]
     fn status_is_appended() {
-        let data = CustomData {
-            content_name: "Tent".into(),
-            status: "cancelled".into(),
-            ..Default::default()
-        };
-        assert_eq!(
-            verbalize(&event("Purchase", data)),
-            "Purchased Tent at Acme Outdoors (status: cancelled)"
-        );
+        let data = CustomData { content_name: "Tent".into(), status: "cancelled".into(), ..Default::default() };
+        assert_eq!(verbalize(&event("Purchase", data)), "Purchased Tent at Acme Outdoors (status: cancelled)");
     }
 
     #[test]
@@ -480,13 +402,7 @@ mod tests {
 
     #[test]
     fn deterministic() {
-        let e = event(
-            "Purchase",
-            CustomData {
-                content_name: "Tent".into(),
-                ..Default::default()
-            },
-        );
+        let e = event("Purchase", CustomData { content_name: "Tent".into(), ..Default::default() });
         assert_eq!(verbalize(&e), verbalize(&e.clone()));
     }
 }

@@ -2,8 +2,10 @@
 //! (empty strings, zero) map to "absent", and nothing is validated here; the
 //! engine validates.
 
-use crate::domain::{ActivityEvent, Content, CustomData, Snippet};
-use crate::engine::{ContextRequest, EventOutcome, RejectReason};
+use crate::domain::{
+    AccessRecord, ActivityEvent, ConsentGrant, ConsentState, Content, CustomData, EventRecord, Purpose, Snippet,
+};
+use crate::engine::{ContextRequest, ErasureReceipt, EventOutcome, RejectReason};
 use crate::pb;
 
 pub fn event_from_pb(e: pb::ActivityEvent) -> ActivityEvent {
@@ -23,12 +25,7 @@ pub fn event_from_pb(e: pb::ActivityEvent) -> ActivityEvent {
             contents: data
                 .contents
                 .into_iter()
-                .map(|c| Content {
-                    id: c.id,
-                    quantity: c.quantity,
-                    item_price: c.item_price,
-                    title: c.title,
-                })
+                .map(|c| Content { id: c.id, quantity: c.quantity, item_price: c.item_price, title: c.title })
                 .collect(),
             value: data.value,
             currency: data.currency,
@@ -60,12 +57,7 @@ pub fn event_to_pb(e: ActivityEvent) -> pb::ActivityEvent {
             contents: d
                 .contents
                 .into_iter()
-                .map(|c| pb::Content {
-                    id: c.id,
-                    quantity: c.quantity,
-                    item_price: c.item_price,
-                    title: c.title,
-                })
+                .map(|c| pb::Content { id: c.id, quantity: c.quantity, item_price: c.item_price, title: c.title })
                 .collect(),
             value: d.value,
             currency: d.currency,
@@ -80,10 +72,89 @@ pub fn event_to_pb(e: ActivityEvent) -> pb::ActivityEvent {
     }
 }
 
-pub fn context_request_from_pb(r: pb::GetContextRequest) -> ContextRequest {
+pub fn purpose_from_pb(value: i32) -> Option<Purpose> {
+    match pb::Purpose::try_from(value).ok()? {
+        pb::Purpose::Unspecified => None,
+        pb::Purpose::ChatAssistant => Some(Purpose::ChatAssistant),
+        pb::Purpose::FeedRanking => Some(Purpose::FeedRanking),
+    }
+}
+
+pub fn purpose_to_pb(purpose: Purpose) -> pb::Purpose {
+    match purpose {
+        Purpose::ChatAssistant => pb::Purpose::ChatAssistant,
+        Purpose::FeedRanking => pb::Purpose::FeedRanking,
+    }
+}
+
+pub fn state_from_pb(value: i32) -> Option<ConsentState> {
+    match pb::ConsentState::try_from(value).ok()? {
+        pb::ConsentState::Unspecified => None,
+        pb::ConsentState::Granted => Some(ConsentState::Granted),
+        pb::ConsentState::Revoked => Some(ConsentState::Revoked),
+    }
+}
+
+pub fn grant_to_pb(g: ConsentGrant) -> pb::ConsentGrant {
+    pb::ConsentGrant {
+        user_id: g.user_id,
+        source_id: g.source_id,
+        purpose: purpose_to_pb(g.purpose) as i32,
+        state: match g.state {
+            ConsentState::Granted => pb::ConsentState::Granted,
+            ConsentState::Revoked => pb::ConsentState::Revoked,
+        } as i32,
+        version: g.version,
+        created_at: g.created_at,
+        updated_at: g.updated_at,
+    }
+}
+
+pub fn receipt_to_pb(r: ErasureReceipt) -> pb::ErasureReceipt {
+    pb::ErasureReceipt {
+        user_id: r.user_id,
+        events_removed: r.events_removed as u64,
+        consents_removed: r.consents_removed as u64,
+        access_records_removed: r.access_records_removed as u64,
+        erased_at: r.erased_at,
+        remaining_points: r.remaining_points as u64,
+    }
+}
+
+pub fn access_to_pb(r: AccessRecord) -> pb::AccessRecord {
+    pb::AccessRecord {
+        access_id: r.access_id,
+        user_id: r.user_id,
+        caller: r.caller,
+        purpose: purpose_to_pb(r.purpose) as i32,
+        at: r.at,
+        events: r
+            .events
+            .into_iter()
+            .map(|e| pb::AccessedEvent {
+                source_id: e.source_id,
+                event_id: e.event_id,
+                consent_version: e.consent_version,
+            })
+            .collect(),
+    }
+}
+
+pub fn exported_to_pb(r: EventRecord) -> pb::ExportedEvent {
+    pb::ExportedEvent {
+        event: Some(event_to_pb(r.event)),
+        text: r.text,
+        ingested_at: r.ingested_at,
+        content_hash: r.content_hash,
+    }
+}
+
+pub fn context_request_from_pb(r: pb::GetContextRequest, caller: String) -> ContextRequest {
     let window = r.time_window.unwrap_or_default();
     ContextRequest {
         user_id: r.user_id,
+        purpose: purpose_from_pb(r.purpose),
+        caller,
         query: r.query,
         limit: r.limit as usize,
         start_time: (window.start_time != 0).then_some(window.start_time),
@@ -106,6 +177,7 @@ pub fn snippet_to_pb(s: Snippet) -> pb::Snippet {
             ingested_at: p.ingested_at,
             point_id: p.point_id,
             content_hash: p.content_hash,
+            consent_version: p.consent_version,
         }),
     }
 }
@@ -120,17 +192,15 @@ pub fn outcome_to_pb(index: u32, event_id: String, outcome: EventOutcome) -> pb:
             text,
             ..Default::default()
         },
-        EventOutcome::Rejected {
-            reason,
-            field,
-            message,
-        } => pb::EventResult {
+        EventOutcome::Rejected { reason, field, message } => pb::EventResult {
             index,
             event_id,
             status: pb::IngestStatus::Rejected as i32,
             reason: match reason {
                 RejectReason::InvalidField => pb::RejectReason::InvalidField,
                 RejectReason::DuplicateInBatch => pb::RejectReason::DuplicateInBatch,
+                RejectReason::NoConsent => pb::RejectReason::NoConsent,
+                RejectReason::LimitedDataUse => pb::RejectReason::LimitedDataUse,
             } as i32,
             field,
             message,

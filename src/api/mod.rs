@@ -6,7 +6,9 @@
 //! [`serve`] takes a bound listener and a shutdown future (mini-redis
 //! style), so tests bind `127.0.0.1:0` and never sleep.
 
+pub mod auth;
 mod convert;
+mod privacy;
 mod service;
 mod status;
 
@@ -18,8 +20,11 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::engine::Engine;
 use crate::pb::context_engine_server::ContextEngineServer;
+use crate::pb::privacy_server::PrivacyServer;
 
+pub use auth::{ApiKeys, BearerKey};
 pub use convert::{event_from_pb, event_to_pb};
+pub use privacy::PrivacyService;
 pub use service::ContextService;
 pub use status::to_status;
 
@@ -38,26 +43,32 @@ pub enum ServeError {
 
 /// Serves the engine (plus `grpc.health.v1` and reflection) on `listener`
 /// until `shutdown` completes, then stops accepting and drains in-flight calls.
+/// `keys` decides who may call what (empty: local development mode).
 pub async fn serve(
     listener: TcpListener,
     engine: Arc<Engine>,
+    keys: ApiKeys,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_serving::<ContextEngineServer<ContextService>>()
-        .await;
+    health_reporter.set_serving::<ContextEngineServer<ContextService>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
-    let service = ContextEngineServer::new(ContextService::new(engine))
+    health_reporter.set_serving::<PrivacyServer<PrivacyService>>().await;
+    let service = ContextEngineServer::new(ContextService::new(engine.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let privacy = PrivacyServer::new(PrivacyService::new(engine))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let intercept = keys.interceptor();
     tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(service)
+        .add_service(tonic::service::interceptor::InterceptedService::new(service, intercept.clone()))
+        .add_service(tonic::service::interceptor::InterceptedService::new(privacy, intercept))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await?;
     Ok(())

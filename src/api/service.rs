@@ -6,6 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::auth::{authorize, Principal, Role, Rpc};
 use super::convert::{context_request_from_pb, event_from_pb, outcome_to_pb, snippet_to_pb};
 use super::status::to_status;
 use crate::engine::Engine;
@@ -27,19 +28,33 @@ impl ContextService {
     }
 }
 
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+pub(crate) fn now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// A business may only send its own events; one foreign event refuses the
+/// whole request, so nothing of a spoofed batch is stored.
+fn check_sources(principal: &Principal, events: &[pb::ActivityEvent]) -> Result<(), Status> {
+    if let Role::Business { source_id } = &principal.role {
+        if let Some((i, e)) = events.iter().enumerate().find(|(_, e)| &e.source_id != source_id) {
+            return Err(Status::permission_denied(format!(
+                "events[{i}].source_id: {} may only ingest events with source_id {source_id:?}, got {:?}; nothing was stored",
+                principal.name(),
+                e.source_id
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Runs one batch; returns the per-event results (indexes offset by `base`).
 async fn ingest_batch(
     engine: &Engine,
+    principal: &Principal,
     events: Vec<pb::ActivityEvent>,
     base: u32,
 ) -> Result<Vec<pb::EventResult>, Status> {
+    check_sources(principal, &events)?;
     let ids: Vec<String> = events.iter().map(|e| e.event_id.clone()).collect();
     let events = events.into_iter().map(event_from_pb).collect();
     let outcomes = engine.ingest(events, now()).await.map_err(to_status)?;
@@ -57,24 +72,19 @@ fn is_accepted(r: &pb::EventResult) -> bool {
 
 #[tonic::async_trait]
 impl ContextEngine for ContextService {
-    async fn ingest(
-        &self,
-        request: Request<pb::IngestRequest>,
-    ) -> Result<Response<pb::IngestResponse>, Status> {
-        let results = ingest_batch(&self.engine, request.into_inner().events, 0).await?;
+    async fn ingest(&self, request: Request<pb::IngestRequest>) -> Result<Response<pb::IngestResponse>, Status> {
+        let principal = authorize(&request, Rpc::Ingest)?;
+        let results = ingest_batch(&self.engine, &principal, request.into_inner().events, 0).await?;
         let accepted = results.iter().filter(|r| is_accepted(r)).count() as u32;
         let rejected = results.len() as u32 - accepted;
-        Ok(Response::new(pb::IngestResponse {
-            results,
-            accepted,
-            rejected,
-        }))
+        Ok(Response::new(pb::IngestResponse { results, accepted, rejected }))
     }
 
     async fn ingest_stream(
         &self,
         request: Request<Streaming<pb::IngestRequest>>,
     ) -> Result<Response<pb::IngestResponse>, Status> {
+        let principal = authorize(&request, Rpc::IngestStream)?;
         let mut stream = request.into_inner();
         let (mut seen, mut accepted, mut rejected_results) = (0usize, 0u32, Vec::new());
         while let Some(batch) = stream.next().await {
@@ -85,15 +95,11 @@ impl ContextEngine for ContextService {
                      accepted before this batch; continue in a new stream"
                 )));
             }
-            let results = ingest_batch(&self.engine, batch.events, seen as u32)
-                .await
-                .map_err(|status| {
+            let results =
+                ingest_batch(&self.engine, &principal, batch.events, seen as u32).await.map_err(|status| {
                     Status::new(
                         status.code(),
-                        format!(
-                            "{} ({accepted} events of earlier batches were accepted)",
-                            status.message()
-                        ),
+                        format!("{} ({accepted} events of earlier batches were accepted)", status.message()),
                     )
                 })?;
             seen += results.len();
@@ -106,39 +112,25 @@ impl ContextEngine for ContextService {
             }
         }
         let rejected = rejected_results.len() as u32;
-        Ok(Response::new(pb::IngestResponse {
-            results: rejected_results,
-            accepted,
-            rejected,
-        }))
+        Ok(Response::new(pb::IngestResponse { results: rejected_results, accepted, rejected }))
     }
 
     async fn get_context(
         &self,
         request: Request<pb::GetContextRequest>,
     ) -> Result<Response<pb::GetContextResponse>, Status> {
-        let request = context_request_from_pb(request.into_inner());
-        let snippets = self.engine.get_context(request).await.map_err(to_status)?;
-        Ok(Response::new(pb::GetContextResponse {
-            snippets: snippets.into_iter().map(snippet_to_pb).collect(),
-        }))
+        let principal = authorize(&request, Rpc::GetContext)?;
+        let request = context_request_from_pb(request.into_inner(), principal.name());
+        let snippets = self.engine.get_context(request, now()).await.map_err(to_status)?;
+        Ok(Response::new(pb::GetContextResponse { snippets: snippets.into_iter().map(snippet_to_pb).collect() }))
     }
 
-    async fn embed(
-        &self,
-        request: Request<pb::EmbedRequest>,
-    ) -> Result<Response<pb::EmbedResponse>, Status> {
-        let vectors = self
-            .engine
-            .embed(request.into_inner().texts)
-            .await
-            .map_err(to_status)?;
+    async fn embed(&self, request: Request<pb::EmbedRequest>) -> Result<Response<pb::EmbedResponse>, Status> {
+        authorize(&request, Rpc::Embed)?;
+        let vectors = self.engine.embed(request.into_inner().texts).await.map_err(to_status)?;
         let embedder = self.engine.embedder();
         Ok(Response::new(pb::EmbedResponse {
-            vectors: vectors
-                .into_iter()
-                .map(|values| pb::Vector { values })
-                .collect(),
+            vectors: vectors.into_iter().map(|values| pb::Vector { values }).collect(),
             model: embedder.model_id().to_string(),
             dimension: embedder.dimension() as u32,
         }))

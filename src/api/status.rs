@@ -35,20 +35,11 @@ mod tests {
 
     #[test]
     fn codes() {
-        let invalid = EngineError::InvalidArgument {
-            field: "query".into(),
-            message: "required".into(),
-        };
+        let invalid = EngineError::InvalidArgument { field: "query".into(), message: "required".into() };
         let status = to_status(invalid);
         assert_eq!(status.code(), Code::InvalidArgument);
         assert!(status.message().contains("query"));
-        assert_eq!(
-            to_status(EmbedError::Overloaded { capacity: 1 }.into()).code(),
-            Code::ResourceExhausted
-        );
-        assert_eq!(
-            to_status(StoreError::Closed.into()).code(),
-            Code::Unavailable
-        );
+        assert_eq!(to_status(EmbedError::Overloaded { capacity: 1 }.into()).code(), Code::ResourceExhausted);
+        assert_eq!(to_status(StoreError::Closed.into()).code(), Code::Unavailable);
     }
 }

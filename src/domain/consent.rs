@@ -58,7 +58,12 @@ impl ConsentGrant {
 
     /// The ledger entry after asking for `state` at `now`; `None` when nothing
     /// changes (set-consent is idempotent).
-    pub fn transition(previous: Option<&ConsentGrant>, key: (&str, &str, Purpose), state: ConsentState, now: i64) -> Option<ConsentGrant> {
+    pub fn transition(
+        previous: Option<&ConsentGrant>,
+        key: (&str, &str, Purpose),
+        state: ConsentState,
+        now: i64,
+    ) -> Option<ConsentGrant> {
         match previous {
             Some(p) if p.state == state => None,
             Some(p) => Some(ConsentGrant { state, version: p.version + 1, updated_at: now, ..p.clone() }),

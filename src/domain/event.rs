@@ -115,9 +115,7 @@ impl EventFamily {
             | "SubmitApplication"
             | "Schedule"
             | "Contact" => Self::Signup,
-            "GamePlayed" | "AppInstall" | "AppOpen" | "LevelAchieved" | "AchievementUnlocked" => {
-                Self::AppGame
-            }
+            "GamePlayed" | "AppInstall" | "AppOpen" | "LevelAchieved" | "AchievementUnlocked" => Self::AppGame,
             "TripBooked" | "FlightBooked" | "HotelBooked" => Self::Travel,
             _ => Self::Custom,
         }
@@ -181,10 +179,7 @@ pub struct FieldError {
 
 impl FieldError {
     fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
+        Self { field: field.into(), message: message.into() }
     }
 }
 
@@ -194,56 +189,38 @@ impl ActivityEvent {
     /// Checks every field against `limits`; `now` is unix seconds.
     pub fn validate(&self, limits: &Limits, now: i64) -> Check {
         id("event_id", &self.event_id, limits)?;
-        id("user_id", &self.user_id, limits)?;
+        validate_user_id("user_id", &self.user_id, limits)?;
         id("source_id", &self.source_id, limits)?;
         text("source_name", &self.source_name, limits.max_id_len)?;
         event_name(&self.event_name)?;
         if self.event_time < MIN_EVENT_TIME {
             return Err(FieldError::new(
                 "event_time",
-                format!(
-                    "expected unix seconds on or after 2000-01-01 ({MIN_EVENT_TIME}), got {}",
-                    self.event_time
-                ),
+                format!("expected unix seconds on or after 2000-01-01 ({MIN_EVENT_TIME}), got {}", self.event_time),
             ));
         }
         if self.event_time > now.saturating_add(limits.max_future_skew_secs) {
             return Err(FieldError::new(
                 "event_time",
-                format!(
-                    "{} is more than {} s in the future (now {now})",
-                    self.event_time, limits.max_future_skew_secs
-                ),
+                format!("{} is more than {} s in the future (now {now})", self.event_time, limits.max_future_skew_secs),
             ));
         }
         if !ACTION_SOURCES.contains(&self.action_source.as_str()) {
             return Err(FieldError::new(
                 "action_source",
-                format!(
-                    "expected one of {}, got {:?}",
-                    ACTION_SOURCES.join(", "),
-                    self.action_source
-                ),
+                format!("expected one of {}, got {:?}", ACTION_SOURCES.join(", "), self.action_source),
             ));
         }
         if self.event_source_url.len() > limits.max_url_len {
             return Err(too_long("event_source_url", limits.max_url_len));
         }
         if !self.event_source_url.is_empty()
-            && !(self.event_source_url.starts_with("https://")
-                || self.event_source_url.starts_with("http://"))
+            && !(self.event_source_url.starts_with("https://") || self.event_source_url.starts_with("http://"))
         {
-            return Err(FieldError::new(
-                "event_source_url",
-                "expected an http(s) URL",
-            ));
+            return Err(FieldError::new("event_source_url", "expected an http(s) URL"));
         }
         no_controls("event_source_url", &self.event_source_url)?;
-        list_len(
-            "data_processing_options",
-            self.data_processing_options.len(),
-            8,
-        )?;
+        list_len("data_processing_options", self.data_processing_options.len(), 8)?;
         for (i, option) in self.data_processing_options.iter().enumerate() {
             text(&format!("data_processing_options[{i}]"), option, 32)?;
         }
@@ -272,23 +249,11 @@ impl CustomData {
         text("custom_data.search_string", &self.search_string, max)?;
         text("custom_data.status", &self.status, 64)?;
         text("custom_data.content_type", &self.content_type, 64)?;
-        list_len(
-            "custom_data.content_ids",
-            self.content_ids.len(),
-            limits.max_list_len,
-        )?;
+        list_len("custom_data.content_ids", self.content_ids.len(), limits.max_list_len)?;
         for (i, content_id) in self.content_ids.iter().enumerate() {
-            text(
-                &format!("custom_data.content_ids[{i}]"),
-                content_id,
-                limits.max_id_len,
-            )?;
+            text(&format!("custom_data.content_ids[{i}]"), content_id, limits.max_id_len)?;
         }
-        list_len(
-            "custom_data.contents",
-            self.contents.len(),
-            limits.max_list_len,
-        )?;
+        list_len("custom_data.contents", self.contents.len(), limits.max_list_len)?;
         for (i, content) in self.contents.iter().enumerate() {
             let field = format!("custom_data.contents[{i}]");
             text(&format!("{field}.id"), &content.id, limits.max_id_len)?;
@@ -306,10 +271,7 @@ impl CustomData {
         if let Some(value) = self.value {
             amount("custom_data.value", value)?;
             if self.currency.is_empty() {
-                return Err(FieldError::new(
-                    "custom_data.currency",
-                    "required when custom_data.value is set",
-                ));
+                return Err(FieldError::new("custom_data.currency", "required when custom_data.value is set"));
             }
         }
         if !self.currency.is_empty()
@@ -317,32 +279,20 @@ impl CustomData {
         {
             return Err(FieldError::new(
                 "custom_data.currency",
-                format!(
-                    "expected an ISO 4217 code like USD, got {:?}",
-                    self.currency
-                ),
+                format!("expected an ISO 4217 code like USD, got {:?}", self.currency),
             ));
         }
         if let Some(n) = self.num_items {
             if n > MAX_ITEMS {
-                return Err(FieldError::new(
-                    "custom_data.num_items",
-                    format!("expected at most {MAX_ITEMS}, got {n}"),
-                ));
+                return Err(FieldError::new("custom_data.num_items", format!("expected at most {MAX_ITEMS}, got {n}")));
             }
         }
-        list_len(
-            "custom_data.properties",
-            self.properties.len(),
-            limits.max_properties,
-        )?;
+        list_len("custom_data.properties", self.properties.len(), limits.max_properties)?;
         for (key, value) in &self.properties {
             let field = format!("custom_data.properties.{key}");
             if key.is_empty()
                 || key.len() > 64
-                || !key
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                || !key.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
             {
                 return Err(FieldError::new(
                     "custom_data.properties",
@@ -361,10 +311,7 @@ fn too_long(field: &str, max: usize) -> FieldError {
 
 fn list_len(field: &str, len: usize, max: usize) -> Check {
     if len > max {
-        return Err(FieldError::new(
-            field,
-            format!("expected at most {max} entries, got {len}"),
-        ));
+        return Err(FieldError::new(field, format!("expected at most {max} entries, got {len}")));
     }
     Ok(())
 }
@@ -379,11 +326,32 @@ fn text(field: &str, value: &str, max: usize) -> Check {
 }
 
 fn no_controls(field: &str, value: &str) -> Check {
-    if value
-        .chars()
-        .any(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r'))
-    {
+    if value.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r')) {
         return Err(FieldError::new(field, "contains control characters"));
+    }
+    Ok(())
+}
+
+/// A user id is an id that is not a raw e-mail address or E.164 phone
+/// number: people are known to us only by pseudonymous ids (send a salted
+/// hash), and raw identifiers must never reach the store.
+pub fn validate_user_id(field: &str, value: &str, limits: &Limits) -> Check {
+    id(field, value, limits)?;
+    let looks_like_email = value
+        .split_once('@')
+        .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.ends_with('.'));
+    if looks_like_email {
+        return Err(FieldError::new(
+            field,
+            "looks like a raw e-mail address; send a pseudonymous id (e.g. a salted hash)",
+        ));
+    }
+    let digits = value.bytes().filter(u8::is_ascii_digit).count();
+    if value.starts_with('+') && digits >= 7 && value[1..].bytes().all(|b| b.is_ascii_digit() || b == b'-') {
+        return Err(FieldError::new(
+            field,
+            "looks like a raw phone number; send a pseudonymous id (e.g. a salted hash)",
+        ));
     }
     Ok(())
 }
@@ -397,10 +365,7 @@ fn id(field: &str, value: &str, limits: &Limits) -> Check {
         return Err(too_long(field, limits.max_id_len));
     }
     if !value.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(FieldError::new(
-            field,
-            "expected visible ASCII characters without spaces",
-        ));
+        return Err(FieldError::new(field, "expected visible ASCII characters without spaces"));
     }
     Ok(())
 }
@@ -410,9 +375,7 @@ fn event_name(value: &str) -> Check {
         return Err(FieldError::new("event_name", "required"));
     }
     if value.len() > 64
-        || !value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        || !value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
         || !value.as_bytes()[0].is_ascii_alphabetic()
     {
         return Err(FieldError::new(
@@ -425,10 +388,7 @@ fn event_name(value: &str) -> Check {
 
 fn amount(field: &str, value: f64) -> Check {
     if !value.is_finite() || value < 0.0 || value > MAX_VALUE {
-        return Err(FieldError::new(
-            field,
-            format!("expected a finite amount between 0 and {MAX_VALUE}, got {value}"),
-        ));
+        return Err(FieldError::new(field, format!("expected a finite amount between 0 and {MAX_VALUE}, got {value}")));
     }
     Ok(())
 }
@@ -471,52 +431,25 @@ mod tests {
         let cases: Vec<(&str, Box<dyn Fn(&mut ActivityEvent)>)> = vec![
             ("event_id", Box::new(|e| e.event_id.clear())),
             ("user_id", Box::new(|e| e.user_id = "has space".into())),
+            ("user_id", Box::new(|e| e.user_id = "jane.doe@example.com".into())),
+            ("user_id", Box::new(|e| e.user_id = "+14155550123".into())),
             ("source_id", Box::new(|e| e.source_id = "x".repeat(129))),
             ("event_name", Box::new(|e| e.event_name = "Bad-Name".into())),
             ("event_time", Box::new(|e| e.event_time = NOW + 3600)),
             ("event_time", Box::new(|e| e.event_time = 1_000)),
-            (
-                "action_source",
-                Box::new(|e| e.action_source = "carrier_pigeon".into()),
-            ),
-            (
-                "custom_data.currency",
-                Box::new(|e| e.custom_data.currency = "usd".into()),
-            ),
-            (
-                "custom_data.currency",
-                Box::new(|e| e.custom_data.currency.clear()),
-            ),
-            (
-                "custom_data.value",
-                Box::new(|e| e.custom_data.value = Some(-1.0)),
-            ),
-            (
-                "custom_data.value",
-                Box::new(|e| e.custom_data.value = Some(f64::NAN)),
-            ),
-            (
-                "custom_data.content_name",
-                Box::new(|e| e.custom_data.content_name = "a\u{0}b".into()),
-            ),
-            (
-                "custom_data.content_name",
-                Box::new(|e| e.custom_data.content_name = "x".repeat(513)),
-            ),
-            (
-                "custom_data.content_ids",
-                Box::new(|e| e.custom_data.content_ids = vec!["a".into(); 65]),
-            ),
-            (
-                "event_source_url",
-                Box::new(|e| e.event_source_url = "javascript:alert(1)".into()),
-            ),
+            ("action_source", Box::new(|e| e.action_source = "carrier_pigeon".into())),
+            ("custom_data.currency", Box::new(|e| e.custom_data.currency = "usd".into())),
+            ("custom_data.currency", Box::new(|e| e.custom_data.currency.clear())),
+            ("custom_data.value", Box::new(|e| e.custom_data.value = Some(-1.0))),
+            ("custom_data.value", Box::new(|e| e.custom_data.value = Some(f64::NAN))),
+            ("custom_data.content_name", Box::new(|e| e.custom_data.content_name = "a\u{0}b".into())),
+            ("custom_data.content_name", Box::new(|e| e.custom_data.content_name = "x".repeat(513))),
+            ("custom_data.content_ids", Box::new(|e| e.custom_data.content_ids = vec!["a".into(); 65])),
+            ("event_source_url", Box::new(|e| e.event_source_url = "javascript:alert(1)".into())),
             (
                 "custom_data.properties",
                 Box::new(|e| {
-                    e.custom_data
-                        .properties
-                        .insert("Bad Key".into(), "v".into());
+                    e.custom_data.properties.insert("Bad Key".into(), "v".into());
                 }),
             ),
         ];
@@ -541,9 +474,6 @@ mod tests {
         assert_eq!(EventFamily::of("StartTrial"), EventFamily::Signup);
         assert_eq!(EventFamily::of("GamePlayed"), EventFamily::AppGame);
         assert_eq!(EventFamily::of("FlightBooked"), EventFamily::Travel);
-        assert_eq!(
-            EventFamily::of("LoyaltyPointsRedeemed"),
-            EventFamily::Custom
-        );
+        assert_eq!(EventFamily::of("LoyaltyPointsRedeemed"), EventFamily::Custom);
     }
 }

@@ -5,12 +5,19 @@
 //! pass `now` in. It deliberately knows nothing about protobuf, candle or
 //! Qdrant: `api` converts to and from these types, `store` persists them.
 
+mod access;
+mod consent;
 mod event;
 mod ids;
 mod record;
+mod scope;
+
+pub use access::{AccessRecord, AccessedEvent};
+pub use consent::{ConsentGrant, ConsentState, Purpose};
+pub use scope::{Scope, SourceScope};
 
 pub use event::{
-    ActivityEvent, Content, CustomData, EventFamily, FieldError, Limits, ACTION_SOURCES,
+    validate_user_id, ActivityEvent, Content, CustomData, EventFamily, FieldError, Limits, ACTION_SOURCES,
 };
 pub use ids::point_id;
 pub use record::{ContextQuery, EventRecord, Provenance, Snippet, TimeWindow};

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::ActivityEvent;
+use super::{ActivityEvent, Purpose};
 
 /// The stored form of one accepted event: the full event (so the store can be
 /// re-embedded from itself), its canonical sentence and bookkeeping.
@@ -29,6 +29,7 @@ pub struct TimeWindow {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ContextQuery {
     pub user_id: String,
+    pub purpose: Purpose,
     pub text: String,
     pub limit: usize,
     pub time_window: TimeWindow,
@@ -46,6 +47,8 @@ pub struct Provenance {
     pub ingested_at: i64,
     pub point_id: String,
     pub content_hash: String,
+    /// Version of the consent grant that allowed the snippet out.
+    pub consent_version: u64,
 }
 
 /// One piece of context for a prompt.

@@ -28,10 +28,7 @@ pub struct BatchConfig {
 
 impl Default for BatchConfig {
     fn default() -> Self {
-        Self {
-            queue_capacity: 256,
-            max_batch_texts: 64,
-        }
+        Self { queue_capacity: 256, max_batch_texts: 64 }
     }
 }
 
@@ -72,15 +69,8 @@ impl EmbedHandle {
         thread::Builder::new()
             .name("embed-worker".into())
             .spawn(move || worker(embedder, rx, config.max_batch_texts.max(1)))
-            .map_err(|e| EmbedError::Model {
-                message: format!("cannot start worker thread: {e}"),
-            })?;
-        Ok(Self {
-            tx,
-            capacity,
-            dimension,
-            model_id,
-        })
+            .map_err(|e| EmbedError::Model { message: format!("cannot start worker thread: {e}") })?;
+        Ok(Self { tx, capacity, dimension, model_id })
     }
 
     pub fn dimension(&self) -> usize {
@@ -98,23 +88,17 @@ impl EmbedHandle {
             return Ok(Vec::new());
         }
         let (reply, rx) = oneshot::channel();
-        self.tx
-            .try_send(Job { texts, reply })
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => EmbedError::Overloaded {
-                    capacity: self.capacity,
-                },
-                mpsc::error::TrySendError::Closed(_) => EmbedError::Stopped,
-            })?;
+        self.tx.try_send(Job { texts, reply }).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => EmbedError::Overloaded { capacity: self.capacity },
+            mpsc::error::TrySendError::Closed(_) => EmbedError::Stopped,
+        })?;
         rx.await.map_err(|_| EmbedError::Stopped)?
     }
 
     /// Embeds a single text.
     pub async fn embed_one(&self, text: String) -> Result<Vec<f32>, EmbedError> {
         let mut vectors = self.embed(vec![text]).await?;
-        vectors.pop().ok_or_else(|| EmbedError::Model {
-            message: "model returned no vector".into(),
-        })
+        vectors.pop().ok_or_else(|| EmbedError::Model { message: "model returned no vector".into() })
     }
 }
 
@@ -136,10 +120,7 @@ fn worker(mut embedder: Box<dyn Embedder>, mut rx: mpsc::Receiver<Job>, max_batc
         if jobs.is_empty() {
             continue;
         }
-        let texts: Vec<&str> = jobs
-            .iter()
-            .flat_map(|j| j.texts.iter().map(String::as_str))
-            .collect();
+        let texts: Vec<&str> = jobs.iter().flat_map(|j| j.texts.iter().map(String::as_str)).collect();
         match embedder.embed(&texts) {
             Ok(vectors) if vectors.len() == texts.len() => {
                 let mut vectors = vectors.into_iter();
@@ -149,9 +130,8 @@ fn worker(mut embedder: Box<dyn Embedder>, mut rx: mpsc::Receiver<Job>, max_batc
                 }
             }
             Ok(vectors) => {
-                let err = EmbedError::Model {
-                    message: format!("expected {} vectors, got {}", texts.len(), vectors.len()),
-                };
+                let err =
+                    EmbedError::Model { message: format!("expected {} vectors, got {}", texts.len(), vectors.len()) };
                 for job in jobs {
                     let _ = job.reply.send(Err(err.clone()));
                 }

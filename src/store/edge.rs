@@ -1,16 +1,18 @@
 //! [`VectorStore`] on Qdrant Edge: Qdrant's engine in-process (WAL, segments,
-//! payload indexes), persisted under `<data-dir>/activity`.
+//! payload indexes), one Edge shard per collection under `--data-dir`:
+//! `activity/` (event points), `consent/` (the ledger), `access/` (the
+//! access log).
 //!
 //! Qdrant Edge's API is synchronous, so every call runs on tokio's blocking
-//! pool. The shard sits behind a `RwLock`: reads and writes share it (the
+//! pool. Each shard sits behind a `RwLock`: reads and writes share it (the
 //! shard synchronises them itself, and its WAL lock orders writes), while
 //! `flush` and `close` take it exclusively, because `EdgeShard::flush`
-//! expects to find its locks free.
+//! expects to find its inner locks free.
 //!
-//! Durability: `upsert` returns after the operation is appended to the WAL
-//! (a memory-mapped file) and applied; a crashed *process* loses nothing that
-//! was acknowledged, because the kernel owns the mapped pages. `flush`
-//! (called on shutdown) also syncs them to disk.
+//! Durability: an update returns after it is appended to the WAL (a
+//! memory-mapped file) and applied; a crashed *process* loses nothing that was
+//! acknowledged, because the kernel owns the mapped pages. `flush` (called on
+//! shutdown) also syncs them to disk.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,18 +20,20 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use parking_lot::RwLock;
 use qdrant_edge::{
-    CountRequest, Distance, EdgeConfig, EdgeShard, EdgeVectorParams, Filter, NamedQuery,
-    PayloadFieldSchema, PointId as ExtendedPointId, PointInsertOperations, PointOperations,
-    PointStruct, QueryEnum, SearchRequest as EdgeSearch, UpdateOperation, VectorInternal,
-    WithPayloadInterface,
+    CountRequest, Distance, EdgeConfig, EdgeShard, EdgeVectorParams, Filter, NamedQuery, PayloadFieldSchema, PointId,
+    PointInsertOperations, PointOperations, PointStruct, QueryEnum, ScrollRequest, SearchRequest as EdgeSearch,
+    UpdateOperation, VectorInternal, WithPayloadInterface,
 };
 use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
 
-use super::payload::{filter_json, from_payload, indexes, to_payload};
-use super::{
-    ScoredRecord, SearchRequest, StoreError, StoreFilter, StoredPoint, VectorStore, DENSE_VECTOR,
-    SCHEMA_VERSION,
+use super::payload::{
+    access_indexes, access_payload, consent_indexes, consent_payload, consent_point_id, event_indexes, event_payload,
+    from_payload, scope_filter_json, user_filter_json, users_filter_json,
 };
+use super::{Page, ScoredRecord, SearchRequest, StoreError, StoredPoint, VectorStore, DENSE_VECTOR, SCHEMA_VERSION};
+use crate::domain::{AccessRecord, ConsentGrant, EventRecord, Scope};
 
 #[derive(Debug, Clone)]
 pub struct EdgeOptions {
@@ -49,119 +53,71 @@ struct StoreManifest {
 }
 
 const MANIFEST_FILE: &str = "engine_store.json";
-
-#[derive(Clone)]
-pub struct EdgeStore {
-    shard: Arc<RwLock<Option<EdgeShard>>>,
-    path: Arc<PathBuf>,
-}
-
-impl std::fmt::Debug for EdgeStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EdgeStore")
-            .field("path", &self.path)
-            .finish()
-    }
-}
+/// The ledger and the access log carry no meaningful vector; Edge shards
+/// want one, so they get a constant 1-d vector.
+const NO_VECTOR: &str = "none";
 
 fn backend(operation: &'static str) -> impl Fn(qdrant_edge::OperationError) -> StoreError {
-    move |e| StoreError::Backend {
-        operation,
-        message: e.to_string(),
-    }
+    move |e| StoreError::Backend { operation, message: e.to_string() }
 }
 
 fn io(operation: &'static str) -> impl Fn(std::io::Error) -> StoreError {
-    move |e| StoreError::Backend {
-        operation,
-        message: e.to_string(),
+    move |e| StoreError::Backend { operation, message: e.to_string() }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(operation: &'static str, value: Value) -> Result<T, StoreError> {
+    serde_json::from_value(value).map_err(|e| StoreError::Backend { operation, message: e.to_string() })
+}
+
+fn uuid_of(id: PointId) -> Result<Uuid, StoreError> {
+    match id {
+        PointId::Uuid(uuid) => Ok(uuid),
+        PointId::NumId(n) => Err(StoreError::CorruptPayload { id: n.to_string(), message: "numeric point id".into() }),
     }
 }
 
-fn qdrant_filter(filter: &StoreFilter) -> Result<Filter, StoreError> {
-    serde_json::from_value(filter_json(filter)).map_err(|e| StoreError::Backend {
-        operation: "build filter",
-        message: e.to_string(),
-    })
+/// One Edge shard behind its lock.
+#[derive(Clone)]
+struct Collection {
+    shard: Arc<RwLock<Option<EdgeShard>>>,
 }
 
-impl EdgeStore {
-    /// Opens (or creates) the store under `options.data_dir`. Blocking: call
-    /// it at start-up or from `spawn_blocking`.
-    pub fn open(options: &EdgeOptions) -> Result<Self, StoreError> {
-        let path = options.data_dir.join("activity");
-        std::fs::create_dir_all(&path).map_err(io("create data dir"))?;
-        let wanted = StoreManifest {
-            schema_version: SCHEMA_VERSION,
-            model_id: options.model_id.clone(),
-            dimension: options.dimension,
-        };
-        let manifest_path = options.data_dir.join(MANIFEST_FILE);
-        match std::fs::read(&manifest_path) {
-            Ok(bytes) => {
-                let found: StoreManifest =
-                    serde_json::from_slice(&bytes).map_err(|e| StoreError::Incompatible {
-                        path: manifest_path.display().to_string(),
-                        expected: format!("{wanted:?}"),
-                        found: format!("an unreadable manifest ({e})"),
-                    })?;
-                if found != wanted {
-                    return Err(StoreError::Incompatible {
-                        path: options.data_dir.display().to_string(),
-                        expected: format!(
-                            "schema {} / model {} / {} dimensions",
-                            wanted.schema_version, wanted.model_id, wanted.dimension
-                        ),
-                        found: format!(
-                            "schema {} / model {} / {} dimensions",
-                            found.schema_version, found.model_id, found.dimension
-                        ),
-                    });
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io("read store manifest")(e)),
-        }
+impl Collection {
+    fn open(path: &Path, vector: (&str, usize), indexes: Vec<(&'static str, Value)>) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(path).map_err(io("create data dir"))?;
         let shard = if path.join("edge_config.json").exists() {
-            EdgeShard::load(&path, None).map_err(backend("load shard"))?
+            EdgeShard::load(path, None).map_err(backend("load shard"))?
         } else {
             let config = EdgeConfig {
-                vectors: [(
-                    DENSE_VECTOR.to_string(),
-                    EdgeVectorParams::builder(options.dimension, Distance::Cosine).build(),
-                )]
-                .into_iter()
-                .collect(),
+                vectors: [(vector.0.to_string(), EdgeVectorParams::builder(vector.1, Distance::Cosine).build())]
+                    .into_iter()
+                    .collect(),
                 ..Default::default()
             };
-            EdgeShard::new(&path, config).map_err(backend("create shard"))?
+            EdgeShard::new(path, config).map_err(backend("create shard"))?
         };
-        ensure_indexes(&shard)?;
-        if !manifest_path.exists() {
-            let bytes = serde_json::to_vec_pretty(&wanted).map_err(|e| StoreError::Backend {
-                operation: "write store manifest",
-                message: e.to_string(),
+        // Created on every open when missing, so a crash between creating the
+        // shard and its indexes is repaired on the next start.
+        let existing = shard.info().payload_schema;
+        for (field, schema) in indexes {
+            let key = field.parse().map_err(|()| StoreError::Backend {
+                operation: "create index",
+                message: format!("bad field {field}"),
             })?;
-            std::fs::write(&manifest_path, bytes).map_err(io("write store manifest"))?;
+            if existing.contains_key(&key) {
+                continue;
+            }
+            let schema: PayloadFieldSchema = decode("create index", schema)?;
+            let op = qdrant_edge::FieldIndexOperations::CreateIndex(qdrant_edge::CreateIndex {
+                field_name: key,
+                field_schema: Some(schema),
+            });
+            shard.update(UpdateOperation::FieldIndexOperation(op)).map_err(backend("create index"))?;
         }
-        Ok(Self {
-            shard: Arc::new(RwLock::new(Some(shard))),
-            path: Arc::new(path),
-        })
+        Ok(Self { shard: Arc::new(RwLock::new(Some(shard))) })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Flushes and releases the shard; later calls fail with
-    /// [`StoreError::Closed`]. Blocking.
-    pub fn close(&self) {
-        // Dropping the shard flushes it.
-        drop(self.shard.write().take());
-    }
-
-    async fn with_shard<T, F>(&self, f: F) -> Result<T, StoreError>
+    async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&EdgeShard) -> Result<T, StoreError> + Send + 'static,
@@ -173,74 +129,184 @@ impl EdgeStore {
             f(shard)
         })
         .await
-        .map_err(|e| StoreError::Backend {
-            operation: "blocking task",
-            message: e.to_string(),
-        })?
+        .map_err(|e| StoreError::Backend { operation: "blocking task", message: e.to_string() })?
     }
-}
 
-/// Creates the payload indexes that are not there yet (a crash between
-/// creating the shard and its indexes is repaired on the next open).
-fn ensure_indexes(shard: &EdgeShard) -> Result<(), StoreError> {
-    let existing = shard.info().payload_schema;
-    for (field, schema) in indexes() {
-        let key = field.parse().map_err(|()| StoreError::Backend {
-            operation: "create index",
-            message: format!("bad field name {field}"),
-        })?;
-        if existing.contains_key(&key) {
-            continue;
-        }
-        let schema: PayloadFieldSchema =
-            serde_json::from_value(schema).map_err(|e| StoreError::Backend {
-                operation: "create index",
-                message: e.to_string(),
-            })?;
-        let op = qdrant_edge::FieldIndexOperations::CreateIndex(qdrant_edge::CreateIndex {
-            field_name: key,
-            field_schema: Some(schema),
-        });
-        shard
-            .update(UpdateOperation::FieldIndexOperation(op))
-            .map_err(backend("create index"))?;
-    }
-    Ok(())
-}
-
-#[async_trait]
-impl VectorStore for EdgeStore {
-    async fn upsert(&self, points: Vec<StoredPoint>) -> Result<(), StoreError> {
+    async fn upsert(&self, points: Vec<(Uuid, qdrant_edge::Vectors, Map<String, Value>)>) -> Result<(), StoreError> {
         if points.is_empty() {
             return Ok(());
         }
-        let mut structs = Vec::with_capacity(points.len());
-        for point in points {
-            let payload = to_payload(&point.record)?;
-            let vectors = qdrant_edge::Vectors::new_named([(DENSE_VECTOR, point.vector)]);
-            structs.push(
-                PointStruct::new(
-                    ExtendedPointId::Uuid(point.id),
-                    vectors,
-                    serde_json::Value::Object(payload),
-                )
-                .into(),
-            );
-        }
-        self.with_shard(move |shard| {
+        let structs = points
+            .into_iter()
+            .map(|(id, vectors, payload)| PointStruct::new(PointId::Uuid(id), vectors, Value::Object(payload)).into())
+            .collect();
+        self.run(move |shard| {
             shard
-                .update(UpdateOperation::PointOperation(
-                    PointOperations::UpsertPoints(PointInsertOperations::PointsList(structs)),
-                ))
+                .update(UpdateOperation::PointOperation(PointOperations::UpsertPoints(
+                    PointInsertOperations::PointsList(structs),
+                )))
                 .map_err(backend("upsert"))
         })
         .await
     }
 
+    async fn count(&self, filter: Value) -> Result<usize, StoreError> {
+        let filter: Filter = decode("build filter", filter)?;
+        self.run(move |shard| shard.count(CountRequest { filter: Some(filter), exact: true }).map_err(backend("count")))
+            .await
+    }
+
+    /// Deletes by filter; returns the count just before. Both run under one
+    /// read guard, but other writers may interleave; the count is a receipt,
+    /// and callers that must prove emptiness count again afterwards.
+    async fn delete(&self, filter: Value) -> Result<usize, StoreError> {
+        let filter: Filter = decode("build filter", filter)?;
+        self.run(move |shard| {
+            let n =
+                shard.count(CountRequest { filter: Some(filter.clone()), exact: true }).map_err(backend("count"))?;
+            shard
+                .update(UpdateOperation::PointOperation(PointOperations::DeletePointsByFilter(filter)))
+                .map_err(backend("delete"))?;
+            Ok(n)
+        })
+        .await
+    }
+
+    async fn scroll(&self, request: Value) -> Result<(Vec<(Uuid, Map<String, Value>)>, Option<Uuid>), StoreError> {
+        let request: ScrollRequest = decode("build scroll", request)?;
+        let (records, next) = self.run(move |shard| shard.scroll(request).map_err(backend("scroll"))).await?;
+        let next = next.map(uuid_of).transpose()?;
+        let records = records
+            .into_iter()
+            .map(|r| Ok((uuid_of(r.id)?, r.payload.map(|p| p.0).unwrap_or_default().into_iter().collect())))
+            .collect::<Result<_, StoreError>>()?;
+        Ok((records, next))
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        let shard = Arc::clone(&self.shard);
+        tokio::task::spawn_blocking(move || {
+            let guard = shard.write();
+            guard.as_ref().ok_or(StoreError::Closed)?.flush();
+            Ok(())
+        })
+        .await
+        .map_err(|e| StoreError::Backend { operation: "flush", message: e.to_string() })?
+    }
+
+    fn close(&self) {
+        // Dropping the shard flushes it.
+        drop(self.shard.write().take());
+    }
+}
+
+#[derive(Clone)]
+pub struct EdgeStore {
+    activity: Collection,
+    consent: Collection,
+    access: Collection,
+    path: Arc<PathBuf>,
+}
+
+impl std::fmt::Debug for EdgeStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EdgeStore").field("path", &self.path).finish()
+    }
+}
+
+fn no_vector() -> qdrant_edge::Vectors {
+    qdrant_edge::Vectors::new_named([(NO_VECTOR, vec![1.0f32])])
+}
+
+impl EdgeStore {
+    /// Opens (or creates) the store under `options.data_dir`. Blocking: call
+    /// it at start-up or from `spawn_blocking`.
+    pub fn open(options: &EdgeOptions) -> Result<Self, StoreError> {
+        let dir = &options.data_dir;
+        std::fs::create_dir_all(dir).map_err(io("create data dir"))?;
+        check_manifest(options)?;
+        let store = Self {
+            activity: Collection::open(&dir.join("activity"), (DENSE_VECTOR, options.dimension), event_indexes())?,
+            consent: Collection::open(&dir.join("consent"), (NO_VECTOR, 1), consent_indexes())?,
+            access: Collection::open(&dir.join("access"), (NO_VECTOR, 1), access_indexes())?,
+            path: Arc::new(dir.clone()),
+        };
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Flushes and releases every shard; later calls fail with
+    /// [`StoreError::Closed`]. Blocking.
+    pub fn close(&self) {
+        self.activity.close();
+        self.consent.close();
+        self.access.close();
+    }
+}
+
+fn check_manifest(options: &EdgeOptions) -> Result<(), StoreError> {
+    let wanted = StoreManifest {
+        schema_version: SCHEMA_VERSION,
+        model_id: options.model_id.clone(),
+        dimension: options.dimension,
+    };
+    let describe =
+        |m: &StoreManifest| format!("schema {} / model {} / {} dimensions", m.schema_version, m.model_id, m.dimension);
+    let path = options.data_dir.join(MANIFEST_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let found: StoreManifest = serde_json::from_slice(&bytes).map_err(|e| StoreError::Incompatible {
+                path: path.display().to_string(),
+                expected: describe(&wanted),
+                found: format!("an unreadable manifest ({e})"),
+            })?;
+            if found != wanted {
+                return Err(StoreError::Incompatible {
+                    path: options.data_dir.display().to_string(),
+                    expected: describe(&wanted),
+                    found: describe(&found),
+                });
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if options.data_dir.join("activity").exists() {
+                return Err(StoreError::Incompatible {
+                    path: options.data_dir.display().to_string(),
+                    expected: describe(&wanted),
+                    found: format!("a store without {MANIFEST_FILE}"),
+                });
+            }
+            let bytes = serde_json::to_vec_pretty(&wanted)
+                .map_err(|e| StoreError::Backend { operation: "write store manifest", message: e.to_string() })?;
+            std::fs::write(&path, bytes).map_err(io("write store manifest"))
+        }
+        Err(e) => Err(io("read store manifest")(e)),
+    }
+}
+
+#[async_trait]
+impl VectorStore for EdgeStore {
+    async fn upsert(&self, points: Vec<StoredPoint>) -> Result<(), StoreError> {
+        let mut rows = Vec::with_capacity(points.len());
+        for point in points {
+            let payload = event_payload(&point.record)?;
+            rows.push((point.id, qdrant_edge::Vectors::new_named([(DENSE_VECTOR, point.vector)]), payload));
+        }
+        self.activity.upsert(rows).await
+    }
+
     async fn search(&self, request: SearchRequest) -> Result<Vec<ScoredRecord>, StoreError> {
-        let filter = qdrant_filter(&request.filter)?;
+        if request.scope.is_empty() {
+            return Ok(Vec::new());
+        }
+        let filter: Filter = decode("build filter", scope_filter_json(&request.scope))?;
         let hits = self
-            .with_shard(move |shard| {
+            .activity
+            .run(move |shard| {
                 shard
                     .search(EdgeSearch {
                         query: QueryEnum::Nearest(NamedQuery {
@@ -260,51 +326,118 @@ impl VectorStore for EdgeStore {
             .await?;
         hits.into_iter()
             .map(|hit| {
-                let id = match hit.id {
-                    ExtendedPointId::Uuid(uuid) => uuid,
-                    ExtendedPointId::NumId(n) => {
-                        return Err(StoreError::CorruptPayload {
-                            id: n.to_string(),
-                            message: "numeric point id".into(),
-                        })
-                    }
-                };
-                let payload = hit.payload.map(|p| p.0).unwrap_or_default();
-                let record = from_payload(&id.to_string(), payload.into_iter().collect())?;
-                Ok(ScoredRecord {
-                    id,
-                    score: hit.score,
-                    record,
-                })
+                let id = uuid_of(hit.id)?;
+                let payload = hit.payload.map(|p| p.0).unwrap_or_default().into_iter().collect();
+                let record = from_payload(&id.to_string(), payload)?;
+                Ok(ScoredRecord { id, score: hit.score, record })
             })
             .collect()
     }
 
-    async fn count(&self, filter: StoreFilter) -> Result<usize, StoreError> {
-        let filter = qdrant_filter(&filter)?;
-        self.with_shard(move |shard| {
-            shard
-                .count(CountRequest {
-                    filter: Some(filter),
-                    exact: true,
-                })
-                .map_err(backend("count"))
-        })
-        .await
+    async fn count(&self, scope: Scope) -> Result<usize, StoreError> {
+        if scope.is_empty() {
+            return Ok(0);
+        }
+        self.activity.count(scope_filter_json(&scope)).await
+    }
+
+    async fn delete(&self, scope: Scope) -> Result<usize, StoreError> {
+        if scope.is_empty() {
+            return Ok(0);
+        }
+        self.activity.delete(scope_filter_json(&scope)).await
+    }
+
+    async fn delete_ids(&self, ids: Vec<Uuid>) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let ids = ids.into_iter().map(PointId::Uuid).collect();
+        self.activity
+            .run(move |shard| {
+                shard
+                    .update(UpdateOperation::PointOperation(PointOperations::DeletePoints { ids }))
+                    .map_err(backend("delete"))
+            })
+            .await
+    }
+
+    async fn scroll(&self, scope: Scope, from: Option<Uuid>, limit: usize) -> Result<Page, StoreError> {
+        if scope.is_empty() {
+            return Ok(Page::default());
+        }
+        let mut request = json!({
+            "limit": limit.max(1),
+            "filter": scope_filter_json(&scope),
+            "with_payload": true,
+        });
+        if let Some(from) = from {
+            request["offset"] = json!(from.to_string());
+        }
+        let (rows, next) = self.activity.scroll(request).await?;
+        let records = rows
+            .into_iter()
+            .map(|(id, payload)| Ok((id, from_payload::<EventRecord>(&id.to_string(), payload)?)))
+            .collect::<Result<_, StoreError>>()?;
+        Ok(Page { records, next })
+    }
+
+    async fn consents(&self, user_ids: Vec<String>) -> Result<Vec<ConsentGrant>, StoreError> {
+        if user_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut grants = Vec::new();
+        let mut from: Option<Uuid> = None;
+        loop {
+            let mut request = json!({"limit": 1000, "filter": users_filter_json(&user_ids), "with_payload": true});
+            if let Some(from) = from {
+                request["offset"] = json!(from.to_string());
+            }
+            let (rows, next) = self.consent.scroll(request).await?;
+            for (id, payload) in rows {
+                grants.push(from_payload(&id.to_string(), payload)?);
+            }
+            match next {
+                Some(next) => from = Some(next),
+                None => return Ok(grants),
+            }
+        }
+    }
+
+    async fn put_consent(&self, grant: ConsentGrant) -> Result<(), StoreError> {
+        let payload = consent_payload(&grant)?;
+        self.consent.upsert(vec![(consent_point_id(&grant), no_vector(), payload)]).await
+    }
+
+    async fn delete_consents(&self, user_id: String) -> Result<usize, StoreError> {
+        self.consent.delete(user_filter_json(&user_id)).await
+    }
+
+    async fn append_access(&self, record: AccessRecord) -> Result<(), StoreError> {
+        let id = Uuid::parse_str(&record.access_id)
+            .map_err(|e| StoreError::Backend { operation: "append access", message: e.to_string() })?;
+        let payload = access_payload(&record)?;
+        self.access.upsert(vec![(id, no_vector(), payload)]).await
+    }
+
+    async fn access_log(&self, user_id: String, limit: usize) -> Result<Vec<AccessRecord>, StoreError> {
+        let request = json!({
+            "limit": limit.max(1),
+            "filter": user_filter_json(&user_id),
+            "with_payload": true,
+            "order_by": {"key": "at", "direction": "desc"},
+        });
+        let (rows, _) = self.access.scroll(request).await?;
+        rows.into_iter().map(|(id, payload)| from_payload(&id.to_string(), payload)).collect()
+    }
+
+    async fn delete_access(&self, user_id: String) -> Result<usize, StoreError> {
+        self.access.delete(user_filter_json(&user_id)).await
     }
 
     async fn flush(&self) -> Result<(), StoreError> {
-        let shard = Arc::clone(&self.shard);
-        tokio::task::spawn_blocking(move || {
-            let guard = shard.write();
-            let shard = guard.as_ref().ok_or(StoreError::Closed)?;
-            shard.flush();
-            Ok(())
-        })
-        .await
-        .map_err(|e| StoreError::Backend {
-            operation: "flush",
-            message: e.to_string(),
-        })?
+        self.activity.flush().await?;
+        self.consent.flush().await?;
+        self.access.flush().await
     }
 }

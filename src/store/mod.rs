@@ -2,10 +2,11 @@
 //!
 //! Owns how records, vectors and filters are laid out in Qdrant; knows nothing
 //! about embedding, ranking or gRPC. No Qdrant type leaves this module: the
-//! engine speaks in [`StoredPoint`], [`StoreFilter`] and [`ScoredRecord`].
+//! engine speaks in [`StoredPoint`], [`Scope`] and [`ScoredRecord`].
 //!
-//! Every read is scoped by a [`StoreFilter`], and a `StoreFilter` cannot be
-//! built without a user id: there is no code path that searches across users.
+//! Every read and delete of events is bounded by a [`Scope`], and a `Scope`
+//! cannot be built without a user id: there is no code path that searches
+//! across users.
 
 mod edge;
 mod payload;
@@ -15,13 +16,13 @@ use uuid::Uuid;
 
 pub use edge::{EdgeOptions, EdgeStore};
 
-use crate::domain::{EventRecord, TimeWindow};
+use crate::domain::{AccessRecord, ConsentGrant, EventRecord, Scope};
 
 /// Name of the dense vector in every backend.
 pub const DENSE_VECTOR: &str = "dense";
 /// Version of the payload layout written by this build. Stored with every
 /// point so that a later layout change can be detected and migrated.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// One event ready to be written.
 #[derive(Debug, Clone)]
@@ -39,70 +40,69 @@ pub struct ScoredRecord {
     pub record: EventRecord,
 }
 
-/// Which points a read may touch. Always one user.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoreFilter {
-    user_id: String,
-    pub source_ids: Vec<String>,
-    pub event_names: Vec<String>,
-    pub time_window: TimeWindow,
-}
-
-impl StoreFilter {
-    pub fn for_user(user_id: impl Into<String>) -> Self {
-        Self {
-            user_id: user_id.into(),
-            source_ids: Vec::new(),
-            event_names: Vec::new(),
-            time_window: TimeWindow::default(),
-        }
-    }
-
-    pub fn user_id(&self) -> &str {
-        &self.user_id
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct SearchRequest {
     pub vector: Vec<f32>,
-    pub filter: StoreFilter,
+    pub scope: Scope,
     pub limit: usize,
+}
+
+/// A page of a scroll through one scope, in point-id order.
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    pub records: Vec<(Uuid, EventRecord)>,
+    /// Where the next page starts; `None` after the last page.
+    pub next: Option<Uuid>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The data directory holds a store made for another model or layout.
     #[error("store at {path} was created with {found}, but this engine expects {expected}")]
-    Incompatible {
-        path: String,
-        expected: String,
-        found: String,
-    },
+    Incompatible { path: String, expected: String, found: String },
     /// A stored point could not be read back into a record.
     #[error("stored point {id} has an unreadable payload: {message}")]
     CorruptPayload { id: String, message: String },
     /// The backend refused or failed an operation.
     #[error("store operation {operation} failed: {message}")]
-    Backend {
-        operation: &'static str,
-        message: String,
-    },
+    Backend { operation: &'static str, message: String },
     /// The store was closed (shutdown in progress).
     #[error("store is closed")]
     Closed,
 }
 
-/// A vector store for event points. Implementations must make an `upsert`
-/// durable (at least against a process crash) before returning `Ok`.
+/// Everything the engine persists: event points, the consent ledger and the
+/// access log, in one backend, so that engine replicas sharing a backend share
+/// all of it. Every write is durable (at least against a process crash)
+/// and visible to every later read when it returns `Ok`.
 #[async_trait]
 pub trait VectorStore: Send + Sync + 'static {
-    /// Inserts or replaces points by id.
+    /// Inserts or replaces event points by id.
     async fn upsert(&self, points: Vec<StoredPoint>) -> Result<(), StoreError>;
-    /// Nearest neighbours of `request.vector` among the points `request.filter` admits.
+    /// Nearest neighbours of `request.vector` among the points of `request.scope`.
     async fn search(&self, request: SearchRequest) -> Result<Vec<ScoredRecord>, StoreError>;
-    /// Exact number of points the filter admits.
-    async fn count(&self, filter: StoreFilter) -> Result<usize, StoreError>;
+    /// Exact number of event points in `scope`.
+    async fn count(&self, scope: Scope) -> Result<usize, StoreError>;
+    /// Deletes the event points of `scope`; returns how many there were.
+    async fn delete(&self, scope: Scope) -> Result<usize, StoreError>;
+    /// Deletes event points by id (absent ids are ignored).
+    async fn delete_ids(&self, ids: Vec<Uuid>) -> Result<(), StoreError>;
+    /// One page of the event points of `scope`, starting at `from`.
+    async fn scroll(&self, scope: Scope, from: Option<Uuid>, limit: usize) -> Result<Page, StoreError>;
+
+    /// The ledger entries of these users.
+    async fn consents(&self, user_ids: Vec<String>) -> Result<Vec<ConsentGrant>, StoreError>;
+    /// Writes one ledger entry (replacing the entry with the same key).
+    async fn put_consent(&self, grant: ConsentGrant) -> Result<(), StoreError>;
+    /// Deletes a user's ledger entries; returns how many there were.
+    async fn delete_consents(&self, user_id: String) -> Result<usize, StoreError>;
+
+    async fn append_access(&self, record: AccessRecord) -> Result<(), StoreError>;
+    /// A user's access records, most recent first.
+    async fn access_log(&self, user_id: String, limit: usize) -> Result<Vec<AccessRecord>, StoreError>;
+    /// Deletes a user's access records; returns how many there were.
+    async fn delete_access(&self, user_id: String) -> Result<usize, StoreError>;
+
     /// Writes everything buffered to disk.
     async fn flush(&self) -> Result<(), StoreError>;
 }

@@ -1,68 +1,116 @@
-//! The JSON payload layout of an event point and the Qdrant filter JSON for a
-//! [`StoreFilter`]. Shared by every Qdrant backend so they store and filter
-//! identically. Qdrant's own types deserialize from this JSON (the REST
-//! API's format), which keeps us off its internal constructors.
+//! The JSON payload layouts (events, consent ledger, access log) and the
+//! Qdrant filter JSON for a [`Scope`]. Shared by every Qdrant backend so they
+//! store and filter identically. Qdrant's own types deserialize from this JSON
+//! (the REST API's format), which keeps us off its internal constructors.
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use serde_json::{json, Map, Value};
+use uuid::Uuid;
 
-use super::{StoreError, StoreFilter, SCHEMA_VERSION};
-use crate::domain::EventRecord;
+use super::{StoreError, SCHEMA_VERSION};
+use crate::domain::{AccessRecord, ConsentGrant, EventRecord, Scope, SourceScope};
 
-/// Fields with a payload index, and the index each gets.
-pub fn indexes() -> [(&'static str, Value); 4] {
-    [
-        // Tenant index: points of one user are stored together, and a
+/// Fields with a payload index on event points, and the index each gets.
+pub fn event_indexes() -> Vec<(&'static str, Value)> {
+    vec![
+        // Tenant index: one user's points are stored together, and a
         // user-filtered search touches only them.
         ("user_id", json!({"type": "keyword", "is_tenant": true})),
         ("source_id", json!({"type": "keyword"})),
         ("event_name", json!({"type": "keyword"})),
-        (
-            "event_time",
-            json!({"type": "integer", "lookup": false, "range": true}),
-        ),
+        ("event_time", json!({"type": "integer", "lookup": false, "range": true})),
     ]
 }
 
+/// Indexes of the consent ledger.
+pub fn consent_indexes() -> Vec<(&'static str, Value)> {
+    vec![("user_id", json!({"type": "keyword", "is_tenant": true}))]
+}
+
+/// Indexes of the access log (`at` orders a user's records).
+pub fn access_indexes() -> Vec<(&'static str, Value)> {
+    vec![
+        ("user_id", json!({"type": "keyword", "is_tenant": true})),
+        ("at", json!({"type": "integer", "lookup": false, "range": true})),
+    ]
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Value, StoreError> {
+    serde_json::to_value(value).map_err(|e| StoreError::Backend { operation: "encode payload", message: e.to_string() })
+}
+
 /// Flat, indexed copies of the fields filters use, next to the full record.
-pub fn to_payload(record: &EventRecord) -> Result<Map<String, Value>, StoreError> {
-    let record_json = serde_json::to_value(record).map_err(|e| StoreError::Backend {
-        operation: "encode payload",
-        message: e.to_string(),
-    })?;
+pub fn event_payload(record: &EventRecord) -> Result<Map<String, Value>, StoreError> {
     let mut map = Map::new();
     map.insert("user_id".into(), json!(record.event.user_id));
     map.insert("source_id".into(), json!(record.event.source_id));
     map.insert("event_name".into(), json!(record.event.event_name));
     map.insert("event_time".into(), json!(record.event.event_time));
     map.insert("schema".into(), json!(SCHEMA_VERSION));
-    map.insert("record".into(), record_json);
+    map.insert("record".into(), encode(record)?);
     Ok(map)
 }
 
-pub fn from_payload(id: &str, mut payload: Map<String, Value>) -> Result<EventRecord, StoreError> {
-    let record = payload
-        .remove("record")
-        .ok_or_else(|| StoreError::CorruptPayload {
-            id: id.to_string(),
-            message: "no `record` field".into(),
-        })?;
-    serde_json::from_value(record).map_err(|e| StoreError::CorruptPayload {
-        id: id.to_string(),
-        message: e.to_string(),
-    })
+pub fn consent_payload(grant: &ConsentGrant) -> Result<Map<String, Value>, StoreError> {
+    let mut map = Map::new();
+    map.insert("user_id".into(), json!(grant.user_id));
+    map.insert("record".into(), encode(grant)?);
+    Ok(map)
 }
 
-/// The one translation of a [`StoreFilter`] into a Qdrant filter. The user
-/// condition is unconditional.
-pub fn filter_json(filter: &StoreFilter) -> Value {
-    let mut must = vec![json!({"key": "user_id", "match": {"value": filter.user_id()}})];
-    if !filter.source_ids.is_empty() {
-        must.push(json!({"key": "source_id", "match": {"any": filter.source_ids}}));
+pub fn access_payload(record: &AccessRecord) -> Result<Map<String, Value>, StoreError> {
+    let mut map = Map::new();
+    map.insert("user_id".into(), json!(record.user_id));
+    map.insert("at".into(), json!(record.at));
+    map.insert("record".into(), encode(record)?);
+    Ok(map)
+}
+
+/// Reads the `record` field of any of our payloads.
+pub fn from_payload<T: DeserializeOwned>(id: &str, mut payload: Map<String, Value>) -> Result<T, StoreError> {
+    let record = payload
+        .remove("record")
+        .ok_or_else(|| StoreError::CorruptPayload { id: id.to_string(), message: "no `record` field".into() })?;
+    serde_json::from_value(record)
+        .map_err(|e| StoreError::CorruptPayload { id: id.to_string(), message: e.to_string() })
+}
+
+/// Ledger point id: one point per `(user, source, purpose)`.
+pub fn consent_point_id(grant: &ConsentGrant) -> Uuid {
+    crate::domain::point_id(
+        &format!("consent\0{}", grant.user_id),
+        &format!("{}\0{}", grant.source_id, grant.purpose.as_str()),
+    )
+}
+
+/// Filter on the user only (ledger and access log).
+pub fn user_filter_json(user_id: &str) -> Value {
+    json!({ "must": [{"key": "user_id", "match": {"value": user_id}}] })
+}
+
+/// Filter on any of these users (ledger reads for an ingest batch).
+pub fn users_filter_json(user_ids: &[String]) -> Value {
+    json!({ "must": [{"key": "user_id", "match": {"any": user_ids}}] })
+}
+
+/// The one translation of a [`Scope`] into a Qdrant filter. The user
+/// condition is unconditional. Callers must not search an empty scope (see
+/// [`Scope::is_empty`]); it is still translated to a filter that matches
+/// nothing rather than everything.
+pub fn scope_filter_json(scope: &Scope) -> Value {
+    let mut must = vec![json!({"key": "user_id", "match": {"value": scope.user_id()}})];
+    match scope.sources() {
+        SourceScope::AnySource => {}
+        SourceScope::Only(sources) if sources.is_empty() => {
+            must.push(json!({"has_id": []}));
+        }
+        SourceScope::Only(sources) => must.push(json!({"key": "source_id", "match": {"any": sources}})),
     }
-    if !filter.event_names.is_empty() {
-        must.push(json!({"key": "event_name", "match": {"any": filter.event_names}}));
+    if !scope.event_names.is_empty() {
+        must.push(json!({"key": "event_name", "match": {"any": scope.event_names}}));
     }
-    let window = filter.time_window;
+    let window = scope.time_window;
     if window.start.is_some() || window.end.is_some() {
         let mut range = Map::new();
         if let Some(start) = window.start {
@@ -83,19 +131,19 @@ mod tests {
 
     #[test]
     fn user_condition_is_always_first() {
-        let mut f = StoreFilter::for_user("u1");
-        assert_eq!(
-            filter_json(&f),
-            json!({"must": [{"key": "user_id", "match": {"value": "u1"}}]})
-        );
-        f.source_ids = vec!["a".into()];
-        f.time_window = TimeWindow {
-            start: Some(10),
-            end: None,
-        };
-        let v = filter_json(&f);
+        let scope = Scope::whole_user("u1");
+        assert_eq!(scope_filter_json(&scope), json!({"must": [{"key": "user_id", "match": {"value": "u1"}}]}));
+        let mut scope = Scope::user_sources("u1", vec!["a".into()]);
+        scope.time_window = TimeWindow { start: Some(10), end: None };
+        let v = scope_filter_json(&scope);
         assert_eq!(v["must"][0]["match"]["value"], "u1");
         assert_eq!(v["must"][1]["match"]["any"], json!(["a"]));
         assert_eq!(v["must"][2]["range"], json!({"gte": 10}));
+    }
+
+    #[test]
+    fn empty_source_list_matches_nothing() {
+        let v = scope_filter_json(&Scope::user_sources("u1", vec![]));
+        assert_eq!(v["must"][1], json!({"has_id": []}));
     }
 }

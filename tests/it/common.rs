@@ -4,21 +4,25 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use context_engine::api::{ApiKeys, BearerKey};
 use context_engine::app::{self, App};
+use context_engine::domain::{ConsentState, Purpose};
 use context_engine::embed::candle::DeviceChoice;
 use context_engine::embed::BatchConfig;
 use context_engine::engine::Engine;
 use context_engine::pb;
 use context_engine::pb::context_engine_client::ContextEngineClient;
+use context_engine::pb::privacy_client::PrivacyClient;
 use tokio::sync::oneshot;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+
+pub type Client = ContextEngineClient<InterceptedService<Channel, BearerKey>>;
 
 pub fn model_dir() -> PathBuf {
     let dir = std::env::var_os("CONTEXT_ENGINE_MODEL_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/all-MiniLM-L6-v2")
-        });
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/all-MiniLM-L6-v2"));
     assert!(
         dir.join("model.safetensors").is_file(),
         "model not found at {}: run models/fetch.sh (scripts/test.sh does) or set CONTEXT_ENGINE_MODEL_DIR",
@@ -45,13 +49,7 @@ pub fn shared_dir(what: &str) -> Option<PathBuf> {
 }
 
 pub fn build_app(data_dir: &std::path::Path) -> App {
-    app::build(
-        &model_dir(),
-        DeviceChoice::Cpu,
-        data_dir,
-        BatchConfig::default(),
-    )
-    .expect("engine builds")
+    app::build(&model_dir(), DeviceChoice::Cpu, data_dir, BatchConfig::default()).expect("engine builds")
 }
 
 /// A server on 127.0.0.1:0 over a fresh engine; stops when dropped.
@@ -65,36 +63,60 @@ pub struct TestServer {
 impl TestServer {
     pub async fn start(data_dir: &std::path::Path) -> Self {
         let data_dir = data_dir.to_path_buf();
-        let app = tokio::task::spawn_blocking(move || build_app(&data_dir))
-            .await
-            .unwrap();
+        let app = tokio::task::spawn_blocking(move || build_app(&data_dir)).await.unwrap();
         Self::serve(app).await
     }
 
     pub async fn serve(app: App) -> Self {
+        Self::serve_with_keys(app, ApiKeys::default()).await
+    }
+
+    pub async fn start_with_keys(data_dir: &std::path::Path, keys: ApiKeys) -> Self {
+        let data_dir = data_dir.to_path_buf();
+        let app = tokio::task::spawn_blocking(move || build_app(&data_dir)).await.unwrap();
+        Self::serve_with_keys(app, keys).await
+    }
+
+    pub async fn serve_with_keys(app: App, keys: ApiKeys) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel();
         let engine: Arc<Engine> = app.engine.clone();
         let task = tokio::spawn(async move {
-            context_engine::api::serve(listener, engine, async {
+            context_engine::api::serve(listener, engine, keys, async {
                 let _ = rx.await;
             })
             .await
             .expect("server runs");
         });
-        Self {
-            addr,
-            app,
-            shutdown: Some(tx),
-            task: Some(task),
-        }
+        Self { addr, app, shutdown: Some(tx), task: Some(task) }
     }
 
-    pub async fn client(&self) -> ContextEngineClient<Channel> {
-        ContextEngineClient::connect(format!("http://{}", self.addr))
-            .await
-            .expect("client connects")
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.addr)).unwrap().connect().await.expect("client connects")
+    }
+
+    pub async fn client(&self) -> Client {
+        self.client_with_key(None).await
+    }
+
+    pub async fn client_with_key(&self, key: Option<&str>) -> Client {
+        ContextEngineClient::with_interceptor(self.channel().await, BearerKey::new(key).unwrap())
+    }
+
+    pub async fn privacy(&self, key: Option<&str>) -> PrivacyClient<InterceptedService<Channel, BearerKey>> {
+        PrivacyClient::with_interceptor(self.channel().await, BearerKey::new(key).unwrap())
+    }
+
+    /// Grants `purpose` for each source directly through the engine.
+    pub async fn grant(&self, user: &str, sources: &[&str], purpose: Purpose) {
+        for source in sources {
+            self.app
+                .engine
+                .set_consent(user, source, Some(purpose), Some(ConsentState::Granted), now())
+                .await
+                .expect("grant");
+        }
     }
 
     /// Graceful stop: drain, flush, release the store's files.
@@ -107,17 +129,24 @@ impl TestServer {
         }
         self.app.engine.flush().await.unwrap();
         let store = self.app.store.clone();
-        tokio::task::spawn_blocking(move || store.close())
-            .await
-            .unwrap();
+        tokio::task::spawn_blocking(move || store.close()).await.unwrap();
+    }
+}
+
+/// A test that fails before `stop` still releases the store while its
+/// temporary directory exists (an Edge shard dropped later, after the
+/// directory is gone, panics while flushing).
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            self.app.store.close();
+        }
     }
 }
 
 pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
 /// Builder for a valid event; tweak fields after.
@@ -130,10 +159,7 @@ pub fn ev(user: &str, source: &str, id: &str, name: &str, content: &str) -> pb::
         event_name: name.into(),
         event_time: now() - 86_400,
         action_source: "website".into(),
-        custom_data: Some(pb::CustomData {
-            content_name: content.into(),
-            ..Default::default()
-        }),
+        custom_data: Some(pb::CustomData { content_name: content.into(), ..Default::default() }),
         ..Default::default()
     }
 }
@@ -146,32 +172,20 @@ pub fn with_props(mut e: pb::ActivityEvent, props: &[(&str, &str)]) -> pb::Activ
     e
 }
 
-pub async fn ingest(
-    client: &mut ContextEngineClient<Channel>,
-    events: Vec<pb::ActivityEvent>,
-) -> pb::IngestResponse {
-    client
-        .ingest(pb::IngestRequest { events })
-        .await
-        .expect("ingest succeeds")
-        .into_inner()
+pub async fn ingest(client: &mut Client, events: Vec<pb::ActivityEvent>) -> pb::IngestResponse {
+    client.ingest(pb::IngestRequest { events }).await.expect("ingest succeeds").into_inner()
 }
 
-pub async fn context(
-    client: &mut ContextEngineClient<Channel>,
-    user: &str,
-    query: &str,
-    limit: u32,
-) -> Vec<pb::Snippet> {
-    client
-        .get_context(pb::GetContextRequest {
-            user_id: user.into(),
-            query: query.into(),
-            limit,
-            ..Default::default()
-        })
-        .await
-        .expect("get_context succeeds")
-        .into_inner()
-        .snippets
+pub fn chat(user: &str, query: &str, limit: u32) -> pb::GetContextRequest {
+    pb::GetContextRequest {
+        user_id: user.into(),
+        query: query.into(),
+        limit,
+        purpose: pb::Purpose::ChatAssistant as i32,
+        ..Default::default()
+    }
+}
+
+pub async fn context(client: &mut Client, user: &str, query: &str, limit: u32) -> Vec<pb::Snippet> {
+    client.get_context(chat(user, query, limit)).await.expect("get_context succeeds").into_inner().snippets
 }

@@ -1,22 +1,19 @@
 //! End to end over gRPC: ingest → GetContext, idempotency, persistence,
 //! per-event rejection, request validation, Embed, health.
 
+use context_engine::domain::{Purpose, Scope};
 use context_engine::pb;
-use context_engine::store::{StoreFilter, VectorStore};
+use context_engine::store::VectorStore;
 use tonic::Code;
 
-use crate::common::{context, ev, ingest, now, with_props, TestServer};
+use crate::common::{chat, context, ev, ingest, now, with_props, TestServer};
+
+pub const SOURCES: [&str; 6] = ["acme", "skyways", "nova", "foodie", "dailynews", "megastore"];
 
 /// Three users with overlapping tastes; each event id carries its user.
 fn activity(user: &str) -> Vec<pb::ActivityEvent> {
     let id = |s: &str| format!("{user}-{s}");
-    let mut boots = ev(
-        user,
-        "acme",
-        &id("boots"),
-        "Purchase",
-        "Trail Runner hiking boots",
-    );
+    let mut boots = ev(user, "acme", &id("boots"), "Purchase", "Trail Runner hiking boots");
     let data = boots.custom_data.as_mut().unwrap();
     data.content_category = "Footwear".into();
     data.value = Some(129.99);
@@ -24,11 +21,7 @@ fn activity(user: &str) -> Vec<pb::ActivityEvent> {
     boots.source_name = "Acme Outdoors".into();
     let mut flight = with_props(
         ev(user, "skyways", &id("flight"), "FlightBooked", ""),
-        &[
-            ("origin", "Lisbon"),
-            ("destination", "Reykjavik"),
-            ("travel_date", "2026-12-12"),
-        ],
+        &[("origin", "Lisbon"), ("destination", "Reykjavik"), ("travel_date", "2026-12-12")],
     );
     flight.source_name = "SkyWays".into();
     let mut game = with_props(
@@ -38,20 +31,8 @@ fn activity(user: &str) -> Vec<pb::ActivityEvent> {
     game.source_name = "Nova Games".into();
     let mut search = ev(user, "foodie", &id("search"), "Search", "");
     search.custom_data.as_mut().unwrap().search_string = "gluten free pasta recipes".into();
-    let news = ev(
-        user,
-        "dailynews",
-        &id("news"),
-        "Subscribe",
-        "Morning business newsletter",
-    );
-    let tv = ev(
-        user,
-        "megastore",
-        &id("tv"),
-        "ViewContent",
-        "65-inch OLED television",
-    );
+    let news = ev(user, "dailynews", &id("news"), "Subscribe", "Morning business newsletter");
+    let tv = ev(user, "megastore", &id("tv"), "ViewContent", "65-inch OLED television");
     vec![boots, flight, game, search, news, tv]
 }
 
@@ -60,6 +41,10 @@ async fn relevant_events_first_and_never_another_users() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path()).await;
     let mut client = server.client().await;
+    server.grant("alice", &SOURCES, Purpose::ChatAssistant).await;
+    server.grant("bob", &SOURCES, Purpose::ChatAssistant).await;
+    server.grant("carol", &SOURCES, Purpose::ChatAssistant).await;
+    server.grant("dave", &SOURCES, Purpose::ChatAssistant).await;
     for user in ["alice", "bob", "carol", "dave"] {
         let r = ingest(&mut client, activity(user)).await;
         assert_eq!((r.accepted, r.rejected), (6, 0), "{r:?}");
@@ -69,51 +54,17 @@ async fn relevant_events_first_and_never_another_users() {
         assert_eq!(snippets.len(), 6);
         for s in &snippets {
             let p = s.provenance.as_ref().unwrap();
-            assert!(
-                p.event_id.starts_with(&format!("{user}-")),
-                "{user} got {p:?}"
-            );
+            assert!(p.event_id.starts_with(&format!("{user}-")), "{user} got {p:?}");
         }
-        let top: Vec<&str> = snippets[..2]
-            .iter()
-            .map(|s| {
-                s.provenance
-                    .as_ref()
-                    .unwrap()
-                    .event_id
-                    .rsplit('-')
-                    .next()
-                    .unwrap()
-            })
-            .collect();
-        assert!(
-            top.contains(&"flight") && top.contains(&"boots"),
-            "{user}: top two were {top:?}: {snippets:#?}"
-        );
-        assert!(
-            snippets.windows(2).all(|w| w[0].score >= w[1].score),
-            "sorted by score"
-        );
+        let top: Vec<&str> =
+            snippets[..2].iter().map(|s| s.provenance.as_ref().unwrap().event_id.rsplit('-').next().unwrap()).collect();
+        assert!(top.contains(&"flight") && top.contains(&"boots"), "{user}: top two were {top:?}: {snippets:#?}");
+        assert!(snippets.windows(2).all(|w| w[0].score >= w[1].score), "sorted by score");
     }
-    let games = context(
-        &mut client,
-        "bob",
-        "recommend me a game like the one I played",
-        1,
-    )
-    .await;
+    let games = context(&mut client, "bob", "recommend me a game like the one I played", 1).await;
     assert_eq!(games[0].provenance.as_ref().unwrap().event_id, "bob-game");
-    let food = context(
-        &mut client,
-        "carol",
-        "any good recipes for dinner tonight?",
-        1,
-    )
-    .await;
-    assert_eq!(
-        food[0].provenance.as_ref().unwrap().event_id,
-        "carol-search"
-    );
+    let food = context(&mut client, "carol", "any good recipes for dinner tonight?", 1).await;
+    assert_eq!(food[0].provenance.as_ref().unwrap().event_id, "carol-search");
     server.stop().await;
 }
 
@@ -122,24 +73,15 @@ async fn provenance_is_complete() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path()).await;
     let mut client = server.client().await;
+    server.grant("erin", &SOURCES, Purpose::ChatAssistant).await;
     let events = activity("erin");
     let r = ingest(&mut client, events.clone()).await;
     let boots_result = &r.results[0];
-    assert_eq!(
-        boots_result.text,
-        "Purchased Trail Runner hiking boots (Footwear) for 129.99 USD at Acme Outdoors"
-    );
+    assert_eq!(boots_result.text, "Purchased Trail Runner hiking boots (Footwear) for 129.99 USD at Acme Outdoors");
     let s = &context(&mut client, "erin", "hiking boots", 1).await[0];
     let p = s.provenance.as_ref().unwrap();
     assert_eq!(s.text, boots_result.text);
-    assert_eq!(
-        (
-            p.source_id.as_str(),
-            p.event_id.as_str(),
-            p.event_name.as_str()
-        ),
-        ("acme", "erin-boots", "Purchase")
-    );
+    assert_eq!((p.source_id.as_str(), p.event_id.as_str(), p.event_name.as_str()), ("acme", "erin-boots", "Purchase"));
     assert_eq!(p.event_time, events[0].event_time);
     assert!((now() - p.ingested_at).abs() < 120);
     assert_eq!(p.point_id, boots_result.point_id);
@@ -152,6 +94,7 @@ async fn reingest_replaces_and_never_duplicates() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path()).await;
     let mut client = server.client().await;
+    server.grant("frank", &SOURCES, Purpose::ChatAssistant).await;
     let events = activity("frank");
     ingest(&mut client, events.clone()).await;
     ingest(&mut client, events.clone()).await;
@@ -159,28 +102,12 @@ async fn reingest_replaces_and_never_duplicates() {
     changed.custom_data.as_mut().unwrap().content_name = "Summit Pro mountaineering boots".into();
     let r = ingest(&mut client, vec![changed]).await;
     assert_eq!(r.accepted, 1);
-    let count = server
-        .app
-        .store
-        .count(StoreFilter::for_user("frank"))
-        .await
-        .unwrap();
-    assert_eq!(
-        count,
-        events.len(),
-        "re-sent events replace, never duplicate"
-    );
+    let count = server.app.store.count(Scope::whole_user("frank")).await.unwrap();
+    assert_eq!(count, events.len(), "re-sent events replace, never duplicate");
     let snippets = context(&mut client, "frank", "boots", 10).await;
-    let boots: Vec<_> = snippets
-        .iter()
-        .filter(|s| s.provenance.as_ref().unwrap().event_id == "frank-boots")
-        .collect();
+    let boots: Vec<_> = snippets.iter().filter(|s| s.provenance.as_ref().unwrap().event_id == "frank-boots").collect();
     assert_eq!(boots.len(), 1);
-    assert!(
-        boots[0].text.contains("Summit Pro"),
-        "latest version wins: {}",
-        boots[0].text
-    );
+    assert!(boots[0].text.contains("Summit Pro"), "latest version wins: {}", boots[0].text);
     server.stop().await;
 }
 
@@ -189,6 +116,7 @@ async fn data_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path()).await;
     let mut client = server.client().await;
+    server.grant("gina", &SOURCES, Purpose::ChatAssistant).await;
     ingest(&mut client, activity("gina")).await;
     let before = context(&mut client, "gina", "what should I pack for my trip?", 6).await;
     server.stop().await;
@@ -197,21 +125,9 @@ async fn data_survives_a_restart() {
     let mut client = server.client().await;
     let after = context(&mut client, "gina", "what should I pack for my trip?", 6).await;
     assert_eq!(after.len(), 6);
-    let ids = |s: &[pb::Snippet]| {
-        s.iter()
-            .map(|s| s.provenance.clone().unwrap().event_id)
-            .collect::<Vec<_>>()
-    };
+    let ids = |s: &[pb::Snippet]| s.iter().map(|s| s.provenance.clone().unwrap().event_id).collect::<Vec<_>>();
     assert_eq!(ids(&before), ids(&after));
-    assert_eq!(
-        server
-            .app
-            .store
-            .count(StoreFilter::for_user("gina"))
-            .await
-            .unwrap(),
-        6
-    );
+    assert_eq!(server.app.store.count(Scope::whole_user("gina")).await.unwrap(), 6);
     server.stop().await;
 }
 
@@ -220,6 +136,7 @@ async fn invalid_events_are_rejected_one_by_one_and_valid_ones_land() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path()).await;
     let mut client = server.client().await;
+    server.grant("hank", &SOURCES, Purpose::ChatAssistant).await;
     let good1 = ev("hank", "acme", "h1", "Purchase", "Camping stove");
     let mut bad_currency = ev("hank", "acme", "h2", "Purchase", "Tent");
     bad_currency.custom_data.as_mut().unwrap().value = Some(10.0);
@@ -232,29 +149,10 @@ async fn invalid_events_are_rejected_one_by_one_and_valid_ones_land() {
     bad_source.action_source = "telepathy".into();
     let good2 = ev("hank", "acme", "h6", "AddToCart", "Sleeping bag");
     let duplicate = ev("hank", "acme", "h1", "Purchase", "Camping stove again");
-    let r = ingest(
-        &mut client,
-        vec![
-            good1,
-            bad_currency,
-            no_user,
-            future,
-            bad_source,
-            good2,
-            duplicate,
-        ],
-    )
-    .await;
+    let r = ingest(&mut client, vec![good1, bad_currency, no_user, future, bad_source, good2, duplicate]).await;
     assert_eq!((r.accepted, r.rejected), (2, 5));
-    let status: Vec<(u32, i32, &str)> = r
-        .results
-        .iter()
-        .map(|x| (x.index, x.status, x.field.as_str()))
-        .collect();
-    let (ok, rej) = (
-        pb::IngestStatus::Accepted as i32,
-        pb::IngestStatus::Rejected as i32,
-    );
+    let status: Vec<(u32, i32, &str)> = r.results.iter().map(|x| (x.index, x.status, x.field.as_str())).collect();
+    let (ok, rej) = (pb::IngestStatus::Accepted as i32, pb::IngestStatus::Rejected as i32);
     assert_eq!(
         status,
         vec![
@@ -267,21 +165,10 @@ async fn invalid_events_are_rejected_one_by_one_and_valid_ones_land() {
             (6, rej, "event_id"),
         ]
     );
-    assert_eq!(
-        r.results[6].reason,
-        pb::RejectReason::DuplicateInBatch as i32
-    );
+    assert_eq!(r.results[6].reason, pb::RejectReason::DuplicateInBatch as i32);
     assert_eq!(r.results[1].reason, pb::RejectReason::InvalidField as i32);
     assert!(!r.results[1].message.is_empty());
-    assert_eq!(
-        server
-            .app
-            .store
-            .count(StoreFilter::for_user("hank"))
-            .await
-            .unwrap(),
-        2
-    );
+    assert_eq!(server.app.store.count(Scope::whole_user("hank")).await.unwrap(), 2);
     server.stop().await;
 }
 
@@ -290,51 +177,18 @@ async fn bad_requests_name_the_field_and_unknown_users_get_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path()).await;
     let mut client = server.client().await;
-    assert!(context(&mut client, "nobody", "anything at all", 5)
-        .await
-        .is_empty());
+    assert!(context(&mut client, "nobody", "anything at all", 5).await.is_empty());
     let cases = [
+        (chat("", "q", 0), "user_id"),
+        (chat("u", "  ", 0), "query"),
+        (chat("u", "q", 1000), "limit"),
+        (chat("u", &"x".repeat(5000), 0), "query"),
+        (chat("jane@example.com", "q", 0), "user_id"),
+        (pb::GetContextRequest { purpose: pb::Purpose::Unspecified as i32, ..chat("u", "q", 0) }, "purpose"),
         (
             pb::GetContextRequest {
-                query: "q".into(),
-                ..Default::default()
-            },
-            "user_id",
-        ),
-        (
-            pb::GetContextRequest {
-                user_id: "u".into(),
-                query: "  ".into(),
-                ..Default::default()
-            },
-            "query",
-        ),
-        (
-            pb::GetContextRequest {
-                user_id: "u".into(),
-                query: "q".into(),
-                limit: 1000,
-                ..Default::default()
-            },
-            "limit",
-        ),
-        (
-            pb::GetContextRequest {
-                user_id: "u".into(),
-                query: "x".repeat(5000),
-                ..Default::default()
-            },
-            "query",
-        ),
-        (
-            pb::GetContextRequest {
-                user_id: "u".into(),
-                query: "q".into(),
-                time_window: Some(pb::TimeWindow {
-                    start_time: 20,
-                    end_time: 10,
-                }),
-                ..Default::default()
+                time_window: Some(pb::TimeWindow { start_time: 20, end_time: 10 }),
+                ..chat("u", "q", 0)
             },
             "time_window",
         ),
@@ -345,16 +199,10 @@ async fn bad_requests_name_the_field_and_unknown_users_get_nothing() {
         assert!(err.message().contains(field), "{field}: {}", err.message());
     }
     let too_many = vec![ev("u", "s", "e", "Purchase", "x"); 1001];
-    let err = client
-        .ingest(pb::IngestRequest { events: too_many })
-        .await
-        .unwrap_err();
+    let err = client.ingest(pb::IngestRequest { events: too_many }).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(err.message().contains("events"));
-    let err = client
-        .embed(pb::EmbedRequest { texts: vec![] })
-        .await
-        .unwrap_err();
+    let err = client.embed(pb::EmbedRequest { texts: vec![] }).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     server.stop().await;
 }
@@ -364,47 +212,26 @@ async fn filters_restrict_results() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path()).await;
     let mut client = server.client().await;
+    server.grant("ivy", &SOURCES, Purpose::ChatAssistant).await;
     let mut events = activity("ivy");
     events[0].event_time = now() - 30 * 86_400;
     ingest(&mut client, events).await;
     let request = |f: &dyn Fn(&mut pb::GetContextRequest)| {
-        let mut r = pb::GetContextRequest {
-            user_id: "ivy".into(),
-            query: "trip".into(),
-            limit: 10,
-            ..Default::default()
-        };
+        let mut r = chat("ivy", "trip", 10);
         f(&mut r);
         r
     };
     let ids = |r: pb::GetContextResponse| {
-        let mut v: Vec<String> = r
-            .snippets
-            .into_iter()
-            .map(|s| s.provenance.unwrap().event_id)
-            .collect();
+        let mut v: Vec<String> = r.snippets.into_iter().map(|s| s.provenance.unwrap().event_id).collect();
         v.sort();
         v
     };
-    let by_source = client
-        .get_context(request(&|r| {
-            r.source_ids = vec!["acme".into(), "nova".into()]
-        }))
-        .await
-        .unwrap();
+    let by_source = client.get_context(request(&|r| r.source_ids = vec!["acme".into(), "nova".into()])).await.unwrap();
     assert_eq!(ids(by_source.into_inner()), ["ivy-boots", "ivy-game"]);
-    let by_name = client
-        .get_context(request(&|r| r.event_names = vec!["Search".into()]))
-        .await
-        .unwrap();
+    let by_name = client.get_context(request(&|r| r.event_names = vec!["Search".into()])).await.unwrap();
     assert_eq!(ids(by_name.into_inner()), ["ivy-search"]);
     let recent = client
-        .get_context(request(&|r| {
-            r.time_window = Some(pb::TimeWindow {
-                start_time: now() - 7 * 86_400,
-                end_time: 0,
-            })
-        }))
+        .get_context(request(&|r| r.time_window = Some(pb::TimeWindow { start_time: now() - 7 * 86_400, end_time: 0 })))
         .await
         .unwrap();
     let recent = ids(recent.into_inner());
@@ -418,62 +245,33 @@ async fn stream_ingest_embed_and_health() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path()).await;
     let mut client = server.client().await;
+    server.grant("jack", &SOURCES, Purpose::ChatAssistant).await;
     let mut bad = ev("jack", "acme", "j-bad", "Purchase", "x");
     bad.event_name = "no spaces allowed".into();
     let batches = vec![
-        pb::IngestRequest {
-            events: activity("jack")[..3].to_vec(),
-        },
-        pb::IngestRequest {
-            events: [activity("jack")[3..].to_vec(), vec![bad]].concat(),
-        },
+        pb::IngestRequest { events: activity("jack")[..3].to_vec() },
+        pb::IngestRequest { events: [activity("jack")[3..].to_vec(), vec![bad]].concat() },
     ];
-    let r = client
-        .ingest_stream(tokio_stream::iter(batches))
-        .await
-        .unwrap()
-        .into_inner();
+    let r = client.ingest_stream(tokio_stream::iter(batches)).await.unwrap().into_inner();
     assert_eq!((r.accepted, r.rejected), (6, 1));
     assert_eq!(r.results[0].index, 6, "indexes count across the stream");
     assert_eq!(r.results[0].field, "event_name");
-    assert_eq!(
-        server
-            .app
-            .store
-            .count(StoreFilter::for_user("jack"))
-            .await
-            .unwrap(),
-        6
-    );
+    assert_eq!(server.app.store.count(Scope::whole_user("jack")).await.unwrap(), 6);
 
     let texts = vec!["Booked a flight to Reykjavik".to_string(), String::new()];
-    let r = client
-        .embed(pb::EmbedRequest {
-            texts: texts.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let r = client.embed(pb::EmbedRequest { texts: texts.clone() }).await.unwrap().into_inner();
     assert_eq!((r.dimension, r.vectors.len()), (384, 2));
     let local = server.app.engine.embed(texts).await.unwrap();
     assert_eq!(r.vectors[0].values, local[0]);
 
-    let channel = tonic::transport::Channel::from_shared(format!("http://{}", server.addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel =
+        tonic::transport::Channel::from_shared(format!("http://{}", server.addr)).unwrap().connect().await.unwrap();
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
     let status = health
-        .check(tonic_health::pb::HealthCheckRequest {
-            service: "context_engine.v1.ContextEngine".into(),
-        })
+        .check(tonic_health::pb::HealthCheckRequest { service: "context_engine.v1.ContextEngine".into() })
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(
-        status.status,
-        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
-    );
+    assert_eq!(status.status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
     server.stop().await;
 }

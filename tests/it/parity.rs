@@ -29,45 +29,27 @@ fn reference() -> Option<Vec<Row>> {
 }
 
 fn embedder() -> context_engine::embed::candle::CandleEmbedder {
-    context_engine::app::load_embedder(
-        &model_dir(),
-        context_engine::embed::candle::DeviceChoice::Cpu,
-    )
-    .unwrap()
+    context_engine::app::load_embedder(&model_dir(), context_engine::embed::candle::DeviceChoice::Cpu).unwrap()
 }
 
 #[test]
 fn matches_sentence_transformers_reference() {
     let Some(rows) = reference() else { return };
     assert!(rows.len() >= 24, "reference has {} rows", rows.len());
-    assert!(
-        rows.iter().any(|r| r.text.is_empty()),
-        "reference includes the empty string"
-    );
-    assert!(
-        rows.iter().any(|r| r.num_tokens == 256),
-        "reference includes a truncated (>256-token) text"
-    );
+    assert!(rows.iter().any(|r| r.text.is_empty()), "reference includes the empty string");
+    assert!(rows.iter().any(|r| r.num_tokens == 256), "reference includes a truncated (>256-token) text");
     let mut model = embedder();
     let texts: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
     let vectors = model.embed(&texts).unwrap();
     let mut min = f32::MAX;
     for (row, vector) in rows.iter().zip(&vectors) {
         assert_eq!(vector.len(), 384);
-        assert_eq!(
-            model.count_tokens(&row.text).unwrap(),
-            row.num_tokens,
-            "token count of {:?}",
-            row.text
-        );
+        assert_eq!(model.count_tokens(&row.text).unwrap(), row.num_tokens, "token count of {:?}", row.text);
         let c = cosine(vector, &row.embedding);
         assert!(c >= 0.9999, "cosine {c} < 0.9999 for {:?}", row.text);
         min = min.min(c);
     }
-    println!(
-        "parity: {} reference rows, minimum cosine {min:.7}",
-        rows.len()
-    );
+    println!("parity: {} reference rows, minimum cosine {min:.7}", rows.len());
 }
 
 #[test]
@@ -86,9 +68,6 @@ fn batch_results_equal_single_results() {
         let c = cosine(&single, batched);
         assert!(c > 0.99999, "batch vs single cosine {c} for {text:?}");
         let norm: f32 = batched.iter().map(|x| x * x).sum::<f32>().sqrt();
-        assert!(
-            (norm - 1.0).abs() < 1e-4,
-            "vector is L2-normalised (norm {norm})"
-        );
+        assert!((norm - 1.0).abs() < 1e-4, "vector is L2-normalised (norm {norm})");
     }
 }

@@ -70,39 +70,40 @@ fn layer_norm(vb: VarBuilder, dim: usize, eps: f64) -> Result<LayerNorm> {
     Ok(LayerNorm::new(weight, bias, eps))
 }
 
+/// `x @ W^T + b` over the last dimension as one 2-D GEMM: candle_nn's
+/// `Linear` broadcasts the weight over the batch instead, which runs many
+/// small matrix products and leaves most of the CPU idle.
+fn dense(layer: &Linear, x: &Tensor) -> Result<Tensor> {
+    let dims = x.dims().to_vec();
+    let (last, lead) = dims.split_last().ok_or_else(|| candle_core::Error::Msg("dense: scalar input".into()))?;
+    let rows: usize = lead.iter().product();
+    let flat = x.reshape((rows, *last))?;
+    let mut out = flat.matmul(&layer.weight().t()?)?;
+    if let Some(bias) = layer.bias() {
+        out = out.broadcast_add(bias)?;
+    }
+    let mut shape = lead.to_vec();
+    shape.push(out.dim(1)?);
+    out.reshape(shape)
+}
+
 impl Bert {
     /// Loads weights named as in Hugging Face `BertModel` checkpoints (with or
     /// without a leading `bert.`).
     pub fn load(vb: VarBuilder, config: &BertConfig) -> Result<Self> {
         if config.hidden_act != "gelu" {
-            candle_core::bail!(
-                "unsupported hidden_act {:?} (expected exact gelu)",
-                config.hidden_act
-            );
+            candle_core::bail!("unsupported hidden_act {:?} (expected exact gelu)", config.hidden_act);
         }
         if config.hidden_size % config.num_attention_heads != 0 {
             candle_core::bail!("hidden_size is not a multiple of num_attention_heads");
         }
-        let vb = if vb.contains_tensor("bert.embeddings.word_embeddings.weight") {
-            vb.pp("bert")
-        } else {
-            vb
-        };
+        let vb = if vb.contains_tensor("bert.embeddings.word_embeddings.weight") { vb.pp("bert") } else { vb };
         let h = config.hidden_size;
         let eps = config.layer_norm_eps;
         let e = vb.pp("embeddings");
         let word = Embedding::new(e.get((config.vocab_size, h), "word_embeddings.weight")?, h);
-        let position = Embedding::new(
-            e.get(
-                (config.max_position_embeddings, h),
-                "position_embeddings.weight",
-            )?,
-            h,
-        );
-        let token_type = Embedding::new(
-            e.get((config.type_vocab_size, h), "token_type_embeddings.weight")?,
-            h,
-        );
+        let position = Embedding::new(e.get((config.max_position_embeddings, h), "position_embeddings.weight")?, h);
+        let token_type = Embedding::new(e.get((config.type_vocab_size, h), "token_type_embeddings.weight")?, h);
         let embed_norm = layer_norm(e.pp("LayerNorm"), h, eps)?;
         let mut layers = Vec::with_capacity(config.num_hidden_layers);
         for i in 0..config.num_hidden_layers {
@@ -155,29 +156,21 @@ impl Bert {
         let mut x = self.embed_norm.forward(&x)?;
         // Padding gets a large negative bias so softmax gives it zero weight;
         // built once per batch, shape [batch, 1, 1, seq].
-        let bias = ((mask - 1.0)? * 1e9)?
-            .reshape((batch, 1, 1, seq))?
-            .to_dtype(x.dtype())?;
+        let bias = ((mask - 1.0)? * 1e9)?.reshape((batch, 1, 1, seq))?.to_dtype(x.dtype())?;
         let scale = 1.0 / (self.head_dim as f64).sqrt();
         for layer in &self.layers {
-            let qkv = layer.qkv.forward(&x)?;
-            let qkv = qkv
-                .reshape((batch, seq, 3, self.heads, self.head_dim))?
-                .permute((2, 0, 3, 1, 4))?;
+            let qkv = dense(&layer.qkv, &x)?;
+            let qkv = qkv.reshape((batch, seq, 3, self.heads, self.head_dim))?.permute((2, 0, 3, 1, 4))?;
             let q = (qkv.get(0)?.contiguous()? * scale)?;
             let k = qkv.get(1)?.contiguous()?;
             let v = qkv.get(2)?.contiguous()?;
             let scores = q.matmul(&k.t()?)?.broadcast_add(&bias)?;
             let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-            let context = probs.matmul(&v)?.transpose(1, 2)?.reshape((
-                batch,
-                seq,
-                self.heads * self.head_dim,
-            ))?;
-            let attended = layer.attn_out.forward(&context)?;
+            let context = probs.matmul(&v)?.transpose(1, 2)?.reshape((batch, seq, self.heads * self.head_dim))?;
+            let attended = dense(&layer.attn_out, &context)?;
             x = layer.attn_norm.forward(&(attended + &x)?)?;
-            let hidden = layer.intermediate.forward(&x)?.gelu_erf()?;
-            let out = layer.output.forward(&hidden)?;
+            let hidden = dense(&layer.intermediate, &x)?.gelu_erf()?;
+            let out = dense(&layer.output, &hidden)?;
             x = layer.out_norm.forward(&(out + &x)?)?;
         }
         Ok(x)
@@ -195,10 +188,6 @@ pub fn mean_pool_normalize(hidden: &Tensor, mask: &Tensor) -> Result<Tensor> {
     // cannot divide by zero.
     let counts = mask.sum(1)?.clamp(1e-9, f64::MAX)?;
     let mean = summed.broadcast_div(&counts)?;
-    let norm = mean
-        .sqr()?
-        .sum_keepdim(D::Minus1)?
-        .sqrt()?
-        .clamp(1e-12, f64::MAX)?;
+    let norm = mean.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
     mean.broadcast_div(&norm)
 }

@@ -39,10 +39,8 @@ impl DeviceChoice {
                         message: "this binary was built without the `cuda` feature".into(),
                     });
                 }
-                Device::new_cuda(0).map_err(|e| EmbedError::DeviceUnavailable {
-                    requested: "cuda".into(),
-                    message: e.to_string(),
-                })
+                Device::new_cuda(0)
+                    .map_err(|e| EmbedError::DeviceUnavailable { requested: "cuda".into(), message: e.to_string() })
             }
         }
     }
@@ -62,12 +60,7 @@ pub struct CandleOptions {
 
 impl CandleOptions {
     pub fn new(model_dir: impl Into<PathBuf>) -> Self {
-        Self {
-            model_dir: model_dir.into(),
-            device: DeviceChoice::Auto,
-            max_seq_len: 256,
-            max_batch_tokens: 16_384,
-        }
+        Self { model_dir: model_dir.into(), device: DeviceChoice::Auto, max_seq_len: 256, max_batch_tokens: 16_384 }
     }
 }
 
@@ -80,16 +73,11 @@ pub struct CandleEmbedder {
 }
 
 fn load_err(path: &Path, e: impl std::fmt::Display) -> EmbedError {
-    EmbedError::Load {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    }
+    EmbedError::Load { path: path.display().to_string(), message: e.to_string() }
 }
 
 fn model_err(e: impl std::fmt::Display) -> EmbedError {
-    EmbedError::Model {
-        message: e.to_string(),
-    }
+    EmbedError::Model { message: e.to_string() }
 }
 
 impl CandleEmbedder {
@@ -97,13 +85,11 @@ impl CandleEmbedder {
         let dir = &options.model_dir;
         let device = options.device.resolve()?;
         let config_path = dir.join("config.json");
-        let config: BertConfig = serde_json::from_slice(
-            &std::fs::read(&config_path).map_err(|e| load_err(&config_path, e))?,
-        )
-        .map_err(|e| load_err(&config_path, e))?;
+        let config: BertConfig =
+            serde_json::from_slice(&std::fs::read(&config_path).map_err(|e| load_err(&config_path, e))?)
+                .map_err(|e| load_err(&config_path, e))?;
         let tokenizer_path = dir.join("tokenizer.json");
-        let mut tokenizer =
-            Tokenizer::from_file(&tokenizer_path).map_err(|e| load_err(&tokenizer_path, e))?;
+        let mut tokenizer = Tokenizer::from_file(&tokenizer_path).map_err(|e| load_err(&tokenizer_path, e))?;
         // The shipped tokenizer.json pads to a fixed 128 and truncates at 128;
         // sentence-transformers uses max_seq_length (256) and pads per batch.
         tokenizer.with_padding(None);
@@ -116,21 +102,14 @@ impl CandleEmbedder {
             }))
             .map_err(|e| load_err(&tokenizer_path, e))?;
         let weights = dir.join("model.safetensors");
-        let dtype = if device.is_cpu() {
-            DType::F32
-        } else {
-            DType::F16
-        };
+        let dtype = if device.is_cpu() { DType::F32 } else { DType::F16 };
         // SAFETY: the file is memory-mapped read-only; it must not be modified
         // while the server runs (models/ is ours, and fetch.sh only writes
         // files that are absent or fail verification, before start).
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], dtype, &device) }
             .map_err(|e| load_err(&weights, e))?;
         let model = Bert::load(vb, &config).map_err(|e| load_err(&weights, e))?;
-        let model_id = dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "bert".into());
+        let model_id = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "bert".into());
         Ok(Self {
             model,
             tokenizer,
@@ -158,9 +137,7 @@ impl CandleEmbedder {
         let ids = Tensor::from_vec(ids, (batch, seq), device).map_err(model_err)?;
         let mask = Tensor::from_vec(mask, (batch, seq), device).map_err(model_err)?;
         let hidden = self.model.forward(&ids, &mask).map_err(model_err)?;
-        mean_pool_normalize(&hidden, &mask)
-            .and_then(|t| t.to_vec2::<f32>())
-            .map_err(model_err)
+        mean_pool_normalize(&hidden, &mask).and_then(|t| t.to_vec2::<f32>()).map_err(model_err)
     }
 }
 
@@ -177,10 +154,7 @@ impl Embedder for CandleEmbedder {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
-        let encodings = self
-            .tokenizer
-            .encode_batch(texts.to_vec(), true)
-            .map_err(model_err)?;
+        let encodings = self.tokenizer.encode_batch(texts.to_vec(), true).map_err(model_err)?;
         let ids: Vec<&[u32]> = encodings.iter().map(|e| e.get_ids()).collect();
         // Longest first, so each sub-batch pads to a length close to its own.
         let mut order: Vec<usize> = (0..ids.len()).collect();
