@@ -105,6 +105,10 @@ pub struct QueryArgs {
     /// What the context is for.
     #[arg(long, value_enum, default_value = "chat-assistant")]
     pub purpose: PurposeArg,
+    /// Send the same request this many more times on one connection and
+    /// print latency percentiles (a quick check, not a benchmark).
+    #[arg(long, default_value_t = 0)]
+    pub repeat: usize,
     /// The chat turn.
     pub text: String,
 }

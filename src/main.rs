@@ -18,7 +18,9 @@ fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                // qdrant-edge warns at every open that its server feature flags are
+                // not initialised, which is expected in-process.
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,qdrant_edge=error")),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -198,20 +200,18 @@ async fn ingest(args: IngestArgs) -> Result<()> {
 
 async fn query(args: QueryArgs) -> Result<()> {
     let mut client = connect(&args.client).await?;
+    let request = pb::GetContextRequest {
+        user_id: args.user,
+        query: args.text,
+        limit: args.limit,
+        purpose: match Purpose::from(args.purpose) {
+            Purpose::ChatAssistant => pb::Purpose::ChatAssistant,
+            Purpose::FeedRanking => pb::Purpose::FeedRanking,
+        } as i32,
+        ..Default::default()
+    };
     let started = Instant::now();
-    let response = client
-        .get_context(pb::GetContextRequest {
-            user_id: args.user,
-            query: args.text,
-            limit: args.limit,
-            purpose: match Purpose::from(args.purpose) {
-                Purpose::ChatAssistant => pb::Purpose::ChatAssistant,
-                Purpose::FeedRanking => pb::Purpose::FeedRanking,
-            } as i32,
-            ..Default::default()
-        })
-        .await?
-        .into_inner();
+    let response = client.get_context(request.clone()).await?.into_inner();
     let ms = started.elapsed().as_secs_f64() * 1e3;
     for (i, s) in response.snippets.iter().enumerate() {
         let p = s.provenance.clone().unwrap_or_default();
@@ -229,6 +229,24 @@ async fn query(args: QueryArgs) -> Result<()> {
         );
     }
     println!("{} snippets in {ms:.1} ms", response.snippets.len());
+    if args.repeat > 0 {
+        let mut times = Vec::with_capacity(args.repeat);
+        for _ in 0..args.repeat {
+            let started = Instant::now();
+            client.get_context(request.clone()).await?;
+            times.push(started.elapsed().as_secs_f64() * 1e3);
+        }
+        times.sort_by(f64::total_cmp);
+        let at = |q: f64| times[((times.len() as f64 * q).ceil() as usize).clamp(1, times.len()) - 1];
+        println!(
+            "repeated {} times on one connection: p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            times.len(),
+            at(0.50),
+            at(0.95),
+            at(0.99),
+            at(1.0)
+        );
+    }
     Ok(())
 }
 

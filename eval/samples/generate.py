@@ -94,7 +94,21 @@ def main():
     with open("events.jsonl", "w") as f:
         for e in out:
             f.write(json.dumps(e, ensure_ascii=False) + "\n")
-    print(f"wrote {len(out)} events for {len(USERS)} users")
+    # Consents: every user permits the chat assistant for every source they
+    # use, except u_eun, who never agreed to MegaStore (those events are
+    # rejected with NO_CONSENT); u_bob also permits feed ranking for shops.
+    consents = []
+    for user in USERS:
+        for source in sorted({e["source_id"] for e in out if e["user_id"] == user}):
+            if user == "u_eun" and source == "megastore":
+                continue
+            consents.append({"user_id": user, "source_id": source, "purpose": "chat_assistant", "state": "granted"})
+            if user == "u_bob" and source in SHOPS:
+                consents.append({"user_id": user, "source_id": source, "purpose": "feed_ranking", "state": "granted"})
+    with open("consents.jsonl", "w") as f:
+        for c in consents:
+            f.write(json.dumps(c) + "\n")
+    print(f"wrote {len(out)} events for {len(USERS)} users and {len(consents)} consent records")
 
 if __name__ == "__main__":
     main()

@@ -214,9 +214,8 @@ impl ActivityEvent {
         if self.event_source_url.len() > limits.max_url_len {
             return Err(too_long("event_source_url", limits.max_url_len));
         }
-        if !self.event_source_url.is_empty()
-            && !(self.event_source_url.starts_with("https://") || self.event_source_url.starts_with("http://"))
-        {
+        let url = &self.event_source_url;
+        if !(url.is_empty() || url.starts_with("https://") || url.starts_with("http://")) {
             return Err(FieldError::new("event_source_url", "expected an http(s) URL"));
         }
         no_controls("event_source_url", &self.event_source_url)?;
@@ -274,9 +273,8 @@ impl CustomData {
                 return Err(FieldError::new("custom_data.currency", "required when custom_data.value is set"));
             }
         }
-        if !self.currency.is_empty()
-            && !(self.currency.len() == 3 && self.currency.bytes().all(|b| b.is_ascii_uppercase()))
-        {
+        let currency_shaped = self.currency.len() == 3 && self.currency.bytes().all(|b| b.is_ascii_uppercase());
+        if !(self.currency.is_empty() || currency_shaped) {
             return Err(FieldError::new(
                 "custom_data.currency",
                 format!("expected an ISO 4217 code like USD, got {:?}", self.currency),
@@ -387,7 +385,7 @@ fn event_name(value: &str) -> Check {
 }
 
 fn amount(field: &str, value: f64) -> Check {
-    if !value.is_finite() || value < 0.0 || value > MAX_VALUE {
+    if !value.is_finite() || !(0.0..=MAX_VALUE).contains(&value) {
         return Err(FieldError::new(field, format!("expected a finite amount between 0 and {MAX_VALUE}, got {value}")));
     }
     Ok(())
@@ -428,7 +426,8 @@ mod tests {
 
     #[test]
     fn each_problem_names_its_field() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut ActivityEvent)>)> = vec![
+        type Mutation = Box<dyn Fn(&mut ActivityEvent)>;
+        let cases: Vec<(&str, Mutation)> = vec![
             ("event_id", Box::new(|e| e.event_id.clear())),
             ("user_id", Box::new(|e| e.user_id = "has space".into())),
             ("user_id", Box::new(|e| e.user_id = "jane.doe@example.com".into())),

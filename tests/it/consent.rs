@@ -131,7 +131,7 @@ async fn zero_leakage_under_concurrent_revocation() {
     let engine = server.app.engine.clone();
     let mut client = server.client().await;
     let (rounds, workers) = (8, 16);
-    let (mut checked_queries, mut checked_snippets, mut leaks) = (0usize, 0usize, 0usize);
+    let (mut total_queries, mut checked_queries, mut checked_snippets, mut leaks) = (0usize, 0usize, 0usize, 0usize);
     for round in 0..rounds {
         server.grant("max", &["acme", "rival"], Purpose::ChatAssistant).await;
         server.grant("max", &["rival"], Purpose::FeedRanking).await;
@@ -183,6 +183,7 @@ async fn zero_leakage_under_concurrent_revocation() {
         revoked_at.set(t).unwrap();
         for task in tasks {
             for (started, has_rival, n) in task.await.unwrap() {
+                total_queries += 1;
                 if started > t {
                     checked_queries += 1;
                     checked_snippets += n;
@@ -191,7 +192,10 @@ async fn zero_leakage_under_concurrent_revocation() {
             }
         }
     }
-    println!("revocation: {rounds} rounds × {workers} workers: {checked_queries} queries after revoke, {checked_snippets} snippets checked, {leaks} leaks");
+    println!(
+        "revocation: {rounds} rounds × {workers} workers: {total_queries} queries, {checked_queries} started after \
+         the revoke returned, {checked_snippets} of their snippets checked, {leaks} leaks"
+    );
     assert!(checked_queries >= 2 * rounds * workers, "every worker queried twice after each revoke");
     assert_eq!(leaks, 0);
     server.stop().await;

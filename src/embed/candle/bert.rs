@@ -8,7 +8,7 @@
 //! additive bias once per batch (not once per layer), dropout is gone.
 
 use candle_core::{DType, Device, Module, Result, Tensor, D};
-use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
+use candle_nn::{Embedding, LayerNorm, VarBuilder};
 use serde::Deserialize;
 
 /// The fields of a Hugging Face `config.json` that the forward pass needs.
@@ -39,11 +39,11 @@ fn default_act() -> String {
 }
 
 struct Layer {
-    qkv: Linear,
-    attn_out: Linear,
+    qkv: Dense,
+    attn_out: Dense,
     attn_norm: LayerNorm,
-    intermediate: Linear,
-    output: Linear,
+    intermediate: Dense,
+    output: Dense,
     out_norm: LayerNorm,
 }
 
@@ -58,10 +58,10 @@ pub struct Bert {
     device: Device,
 }
 
-fn linear(vb: VarBuilder, in_dim: usize, out_dim: usize) -> Result<Linear> {
+fn linear(vb: VarBuilder, in_dim: usize, out_dim: usize) -> Result<Dense> {
     let weight = vb.get((out_dim, in_dim), "weight")?;
     let bias = vb.get(out_dim, "bias")?;
-    Ok(Linear::new(weight, Some(bias)))
+    Dense::new(&weight, &bias)
 }
 
 fn layer_norm(vb: VarBuilder, dim: usize, eps: f64) -> Result<LayerNorm> {
@@ -70,21 +70,30 @@ fn layer_norm(vb: VarBuilder, dim: usize, eps: f64) -> Result<LayerNorm> {
     Ok(LayerNorm::new(weight, bias, eps))
 }
 
-/// `x @ W^T + b` over the last dimension as one 2-D GEMM: candle_nn's
-/// `Linear` broadcasts the weight over the batch instead, which runs many
-/// small matrix products and leaves most of the CPU idle.
-fn dense(layer: &Linear, x: &Tensor) -> Result<Tensor> {
-    let dims = x.dims().to_vec();
-    let (last, lead) = dims.split_last().ok_or_else(|| candle_core::Error::Msg("dense: scalar input".into()))?;
-    let rows: usize = lead.iter().product();
-    let flat = x.reshape((rows, *last))?;
-    let mut out = flat.matmul(&layer.weight().t()?)?;
-    if let Some(bias) = layer.bias() {
-        out = out.broadcast_add(bias)?;
+/// A dense layer kept for inference: the weight is stored transposed and
+/// contiguous (`[in, out]`), so `x @ W` is one row-major 2-D GEMM. candle_nn's
+/// `Linear` multiplies by a strided `W^T` view instead, and broadcasts it over
+/// the batch: gemm then re-packs the whole weight on every call, which
+/// dominated single-query latency.
+struct Dense {
+    weight_t: Tensor,
+    bias: Tensor,
+}
+
+impl Dense {
+    fn new(weight: &Tensor, bias: &Tensor) -> Result<Self> {
+        Ok(Self { weight_t: weight.t()?.contiguous()?, bias: bias.clone() })
     }
-    let mut shape = lead.to_vec();
-    shape.push(out.dim(1)?);
-    out.reshape(shape)
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let dims = x.dims().to_vec();
+        let (last, lead) = dims.split_last().ok_or_else(|| candle_core::Error::Msg("dense: scalar input".into()))?;
+        let rows: usize = lead.iter().product();
+        let out = x.reshape((rows, *last))?.matmul(&self.weight_t)?.broadcast_add(&self.bias)?;
+        let mut shape = lead.to_vec();
+        shape.push(out.dim(1)?);
+        out.reshape(shape)
+    }
 }
 
 impl Bert {
@@ -94,7 +103,7 @@ impl Bert {
         if config.hidden_act != "gelu" {
             candle_core::bail!("unsupported hidden_act {:?} (expected exact gelu)", config.hidden_act);
         }
-        if config.hidden_size % config.num_attention_heads != 0 {
+        if !config.hidden_size.is_multiple_of(config.num_attention_heads) {
             candle_core::bail!("hidden_size is not a multiple of num_attention_heads");
         }
         let vb = if vb.contains_tensor("bert.embeddings.word_embeddings.weight") { vb.pp("bert") } else { vb };
@@ -109,16 +118,13 @@ impl Bert {
         for i in 0..config.num_hidden_layers {
             let l = vb.pp(format!("encoder.layer.{i}"));
             let a = l.pp("attention.self");
-            let q = linear(a.pp("query"), h, h)?;
-            let k = linear(a.pp("key"), h, h)?;
-            let v = linear(a.pp("value"), h, h)?;
-            let weight = Tensor::cat(&[q.weight(), k.weight(), v.weight()], 0)?;
-            let bias = match (q.bias(), k.bias(), v.bias()) {
-                (Some(qb), Some(kb), Some(vb)) => Tensor::cat(&[qb, kb, vb], 0)?,
-                _ => candle_core::bail!("attention projections without bias"),
-            };
+            let (mut weights, mut biases) = (Vec::new(), Vec::new());
+            for name in ["query", "key", "value"] {
+                weights.push(a.pp(name).get((h, h), "weight")?);
+                biases.push(a.pp(name).get(h, "bias")?);
+            }
             layers.push(Layer {
-                qkv: Linear::new(weight, Some(bias)),
+                qkv: Dense::new(&Tensor::cat(&weights, 0)?, &Tensor::cat(&biases, 0)?)?,
                 attn_out: linear(l.pp("attention.output.dense"), h, h)?,
                 attn_norm: layer_norm(l.pp("attention.output.LayerNorm"), h, eps)?,
                 intermediate: linear(l.pp("intermediate.dense"), h, config.intermediate_size)?,
@@ -159,7 +165,7 @@ impl Bert {
         let bias = ((mask - 1.0)? * 1e9)?.reshape((batch, 1, 1, seq))?.to_dtype(x.dtype())?;
         let scale = 1.0 / (self.head_dim as f64).sqrt();
         for layer in &self.layers {
-            let qkv = dense(&layer.qkv, &x)?;
+            let qkv = layer.qkv.forward(&x)?;
             let qkv = qkv.reshape((batch, seq, 3, self.heads, self.head_dim))?.permute((2, 0, 3, 1, 4))?;
             let q = (qkv.get(0)?.contiguous()? * scale)?;
             let k = qkv.get(1)?.contiguous()?;
@@ -167,10 +173,10 @@ impl Bert {
             let scores = q.matmul(&k.t()?)?.broadcast_add(&bias)?;
             let probs = candle_nn::ops::softmax_last_dim(&scores)?;
             let context = probs.matmul(&v)?.transpose(1, 2)?.reshape((batch, seq, self.heads * self.head_dim))?;
-            let attended = dense(&layer.attn_out, &context)?;
+            let attended = layer.attn_out.forward(&context)?;
             x = layer.attn_norm.forward(&(attended + &x)?)?;
-            let hidden = dense(&layer.intermediate, &x)?.gelu_erf()?;
-            let out = dense(&layer.output, &hidden)?;
+            let hidden = layer.intermediate.forward(&x)?.gelu_erf()?;
+            let out = layer.output.forward(&hidden)?;
             x = layer.out_norm.forward(&(out + &x)?)?;
         }
         Ok(x)
