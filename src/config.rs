@@ -100,14 +100,14 @@ pub struct QueryArgs {
     #[arg(long, env = "CONTEXT_ENGINE_USER")]
     pub user: String,
     /// Number of snippets (0: server default).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, env = "CONTEXT_ENGINE_QUERY_LIMIT", default_value_t = 0)]
     pub limit: u32,
     /// What the context is for.
-    #[arg(long, value_enum, default_value = "chat-assistant")]
+    #[arg(long, env = "CONTEXT_ENGINE_PURPOSE", value_enum, default_value = "chat-assistant")]
     pub purpose: PurposeArg,
     /// Send the same request this many more times on one connection and
     /// print latency percentiles (a quick check, not a benchmark).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, env = "CONTEXT_ENGINE_QUERY_REPEAT", default_value_t = 0)]
     pub repeat: usize,
     /// The chat turn.
     pub text: String,
@@ -149,15 +149,15 @@ pub struct ConsentArgs {
     pub client: ClientArgs,
     /// JSON-lines file of `{"user_id", "source_id", "purpose", "state"}`
     /// (purpose `chat_assistant` | `feed_ranking`, state `granted` | `revoked`).
-    #[arg(long, conflicts_with_all = ["user", "source"])]
+    #[arg(long, env = "CONTEXT_ENGINE_CONSENT_FILE", conflicts_with_all = ["user", "source"])]
     pub file: Option<PathBuf>,
-    #[arg(long, requires = "source")]
+    #[arg(long, env = "CONTEXT_ENGINE_CONSENT_USER", requires = "source")]
     pub user: Option<String>,
-    #[arg(long, requires = "user")]
+    #[arg(long, env = "CONTEXT_ENGINE_CONSENT_SOURCE", requires = "user")]
     pub source: Option<String>,
-    #[arg(long, value_enum, default_value = "chat-assistant")]
+    #[arg(long, env = "CONTEXT_ENGINE_CONSENT_PURPOSE", value_enum, default_value = "chat-assistant")]
     pub purpose: PurposeArg,
-    #[arg(long, value_enum, default_value = "granted")]
+    #[arg(long, env = "CONTEXT_ENGINE_CONSENT_STATE", value_enum, default_value = "granted")]
     pub state: StateArg,
 }
 

@@ -275,3 +275,83 @@ async fn stream_ingest_embed_and_health() {
     assert_eq!(status.status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
     server.stop().await;
 }
+
+/// With a one-slot model queue, a burst of concurrent requests is partly
+/// refused with RESOURCE_EXHAUSTED, never queued without bound, and an ingest
+/// that is refused writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn overload_is_refused_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    let app = tokio::task::spawn_blocking(move || {
+        context_engine::app::build(
+            &crate::common::model_dir(),
+            context_engine::embed::candle::DeviceChoice::Cpu,
+            &path,
+            context_engine::embed::BatchConfig { queue_capacity: 1, max_batch_texts: 1 },
+        )
+        .unwrap()
+    })
+    .await
+    .unwrap();
+    let server = TestServer::serve(app).await;
+    server.grant("olga", &["acme"], Purpose::ChatAssistant).await;
+    let long = "hiking boots and trail maps for a long trip ".repeat(20);
+    let mut calls = Vec::new();
+    for i in 0..24 {
+        let mut client = server.client().await;
+        let long = long.clone();
+        calls.push(tokio::spawn(async move {
+            if i % 2 == 0 {
+                client.embed(pb::EmbedRequest { texts: vec![long; 8] }).await.map(|_| 0)
+            } else {
+                let events =
+                    (0..4).map(|j| ev("olga", "acme", &format!("o{i}-{j}"), "ViewContent", &long[..200])).collect();
+                client.ingest(pb::IngestRequest { events }).await.map(|r| r.into_inner().accepted)
+            }
+        }));
+    }
+    let (mut ok, mut refused, mut stored) = (0, 0, 0);
+    for call in calls {
+        match call.await.unwrap() {
+            Ok(accepted) => {
+                ok += 1;
+                stored += accepted as usize;
+            }
+            Err(status) => {
+                assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+                refused += 1;
+            }
+        }
+    }
+    assert!(ok > 0 && refused > 0, "ok {ok}, refused {refused}");
+    assert_eq!(
+        server.app.store.count(Scope::whole_user("olga")).await.unwrap(),
+        stored,
+        "refused batches wrote nothing"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn reflection_lists_the_services() {
+    use tonic_reflection::pb::v1::{
+        server_reflection_client::ServerReflectionClient, server_reflection_request::MessageRequest,
+        server_reflection_response::MessageResponse, ServerReflectionRequest,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let mut client = ServerReflectionClient::new(server.channel().await);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = client.server_reflection_info(tokio_stream::iter(vec![request])).await.unwrap().into_inner();
+    let response = responses.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else { panic!("{response:?}") };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for expected in ["context_engine.v1.ContextEngine", "context_engine.v1.Privacy", "grpc.health.v1.Health"] {
+        assert!(names.contains(&expected.to_string()), "{names:?}");
+    }
+    server.stop().await;
+}
