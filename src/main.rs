@@ -139,14 +139,8 @@ async fn consent(args: ConsentArgs) -> Result<()> {
             .set_consent(pb::SetConsentRequest {
                 user_id: line.user_id.clone(),
                 source_id: line.source_id.clone(),
-                purpose: match line.purpose {
-                    Purpose::ChatAssistant => pb::Purpose::ChatAssistant,
-                    Purpose::FeedRanking => pb::Purpose::FeedRanking,
-                } as i32,
-                state: match line.state {
-                    ConsentState::Granted => pb::ConsentState::Granted,
-                    ConsentState::Revoked => pb::ConsentState::Revoked,
-                } as i32,
+                purpose: api::purpose_to_pb(line.purpose) as i32,
+                state: api::state_to_pb(line.state) as i32,
             })
             .await?
             .into_inner();
@@ -204,10 +198,7 @@ async fn query(args: QueryArgs) -> Result<()> {
         user_id: args.user,
         query: args.text,
         limit: args.limit,
-        purpose: match Purpose::from(args.purpose) {
-            Purpose::ChatAssistant => pb::Purpose::ChatAssistant,
-            Purpose::FeedRanking => pb::Purpose::FeedRanking,
-        } as i32,
+        purpose: api::purpose_to_pb(args.purpose.into()) as i32,
         ..Default::default()
     };
     let started = Instant::now();

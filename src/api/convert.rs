@@ -95,15 +95,19 @@ pub fn state_from_pb(value: i32) -> Option<ConsentState> {
     }
 }
 
+pub fn state_to_pb(state: ConsentState) -> pb::ConsentState {
+    match state {
+        ConsentState::Granted => pb::ConsentState::Granted,
+        ConsentState::Revoked => pb::ConsentState::Revoked,
+    }
+}
+
 pub fn grant_to_pb(g: ConsentGrant) -> pb::ConsentGrant {
     pb::ConsentGrant {
         user_id: g.user_id,
         source_id: g.source_id,
         purpose: purpose_to_pb(g.purpose) as i32,
-        state: match g.state {
-            ConsentState::Granted => pb::ConsentState::Granted,
-            ConsentState::Revoked => pb::ConsentState::Revoked,
-        } as i32,
+        state: state_to_pb(g.state) as i32,
         version: g.version,
         created_at: g.created_at,
         updated_at: g.updated_at,
