@@ -484,12 +484,6 @@ impl Engine {
         Ok(self.store.scroll(Scope::whole_user(user_id), from, limit.clamp(1, 1000)).await?)
     }
 
-    /// Counts the user's stored events (all sources).
-    pub async fn count_user_events(&self, user_id: &str) -> Result<usize, EngineError> {
-        self.user_id("user_id", user_id)?;
-        Ok(self.store.count(Scope::whole_user(user_id)).await?)
-    }
-
     /// Embeds arbitrary texts with the engine's model.
     pub async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, EngineError> {
         if texts.is_empty() {
