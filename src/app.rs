@@ -2,14 +2,15 @@
 //! Qdrant Edge). Everything it returns is seen by the rest of the program
 //! through traits and the [`Engine`].
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::embed::candle::{CandleEmbedder, CandleOptions, DeviceChoice};
 use crate::embed::{BatchConfig, EmbedError, EmbedHandle};
-use crate::engine::{Engine, EngineLimits};
+use crate::engine::{Engine, EngineConfig};
 use crate::model_files::{self, ModelFilesError};
-use crate::store::{EdgeOptions, EdgeStore, StoreError};
+use crate::store::{EdgeOptions, EdgeStore, StoreError, DEFAULT_BM25_AVG_LEN};
+use crate::tokens::{HfTokenCounter, TokenizerError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -19,6 +20,38 @@ pub enum AppError {
     Embed(#[from] EmbedError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Tokenizer(#[from] TokenizerError),
+}
+
+/// Everything `build` needs.
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    pub model_dir: PathBuf,
+    pub device: DeviceChoice,
+    pub data_dir: PathBuf,
+    pub batch: BatchConfig,
+    pub engine: EngineConfig,
+    /// tokenizer.json that counts the context budget; the embedding model's
+    /// when `None`.
+    pub budget_tokenizer: Option<PathBuf>,
+    /// BM25 `avg_len` of a new store (see `EdgeOptions`).
+    pub bm25_avg_len: f64,
+}
+
+impl AppConfig {
+    /// Defaults for everything but the two folders.
+    pub fn new(model_dir: impl Into<PathBuf>, data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            model_dir: model_dir.into(),
+            device: DeviceChoice::Auto,
+            data_dir: data_dir.into(),
+            batch: BatchConfig::default(),
+            engine: EngineConfig::default(),
+            budget_tokenizer: None,
+            bm25_avg_len: DEFAULT_BM25_AVG_LEN,
+        }
+    }
 }
 
 /// A running engine and the concrete store under it (kept for shutdown and
@@ -37,12 +70,23 @@ pub fn load_embedder(model_dir: &Path, device: DeviceChoice) -> Result<CandleEmb
 }
 
 /// Builds an engine on candle + Qdrant Edge. Blocking (model load, store open).
-pub fn build(model_dir: &Path, device: DeviceChoice, data_dir: &Path, batch: BatchConfig) -> Result<App, AppError> {
-    let embedder = load_embedder(model_dir, device)?;
+pub fn build(config: &AppConfig) -> Result<App, AppError> {
+    let embedder = load_embedder(&config.model_dir, config.device)?;
     let model_id = crate::embed::Embedder::model_id(&embedder).to_string();
     let dimension = crate::embed::Embedder::dimension(&embedder);
-    let store = EdgeStore::open(&EdgeOptions { data_dir: data_dir.to_path_buf(), dimension, model_id })?;
-    let handle = EmbedHandle::spawn(Box::new(embedder), batch)?;
-    let engine = Arc::new(Engine::new(handle, Arc::new(store.clone()), EngineLimits::default()));
+    let counter = match &config.budget_tokenizer {
+        Some(path) => HfTokenCounter::load(path)?,
+        None => HfTokenCounter::load(&config.model_dir.join("tokenizer.json"))?,
+    };
+    let store = EdgeStore::open(&EdgeOptions {
+        data_dir: config.data_dir.clone(),
+        dimension,
+        model_id,
+        bm25_avg_len: config.bm25_avg_len,
+    })?;
+    // Compiles the injection detector's phrase tables now, not in the first query.
+    let _ = crate::render::screen("");
+    let handle = EmbedHandle::spawn(Box::new(embedder), config.batch)?;
+    let engine = Arc::new(Engine::new(handle, Arc::new(store.clone()), Arc::new(counter), config.engine));
     Ok(App { engine, store })
 }

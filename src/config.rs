@@ -8,9 +8,12 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::api::ApiKeys;
-use crate::domain::{ConsentState, Purpose};
+use crate::app::AppConfig;
+use crate::domain::{ConsentState, Purpose, RetrievalMode};
 use crate::embed::candle::DeviceChoice;
 use crate::embed::BatchConfig;
+use crate::rank::Fusion;
+use crate::render::InjectionPolicy;
 
 #[derive(Debug, Parser)]
 #[command(name = "context-engine", version, about = "Consent-scoped context engine (gRPC)")]
@@ -67,6 +70,80 @@ pub struct ServeArgs {
     /// API keys inline, comma-separated `principal=key` pairs.
     #[arg(long, env = "CONTEXT_ENGINE_API_KEYS", hide_env_values = true)]
     pub api_keys: Option<String>,
+    #[command(flatten)]
+    pub ranking: RankingArgs,
+}
+
+/// Server-wide ranking defaults (a request may override most of them).
+#[derive(Debug, Clone, Args)]
+pub struct RankingArgs {
+    /// tokenizer.json of the target LLM, for counting the context budget
+    /// (default: the embedding model's tokenizer).
+    #[arg(long, env = "CONTEXT_ENGINE_BUDGET_TOKENIZER")]
+    pub budget_tokenizer: Option<PathBuf>,
+    /// Token budget of the rendered context when a request says 0.
+    #[arg(long, env = "CONTEXT_ENGINE_DEFAULT_MAX_TOKENS", default_value_t = 512)]
+    pub default_max_tokens: usize,
+    /// Candidate lists searched.
+    #[arg(long, env = "CONTEXT_ENGINE_RETRIEVAL_MODE", value_enum, default_value = "hybrid")]
+    pub retrieval_mode: ModeArg,
+    /// How hybrid mode fuses the dense and sparse lists.
+    #[arg(long, env = "CONTEXT_ENGINE_FUSION", value_enum, default_value = "convex")]
+    pub fusion: FusionArg,
+    /// Weight of the dense score under `--fusion convex`, in [0, 1].
+    #[arg(long, env = "CONTEXT_ENGINE_DENSE_WEIGHT", default_value_t = 0.7)]
+    pub dense_weight: f32,
+    /// Decay scores with event age.
+    #[arg(long, env = "CONTEXT_ENGINE_RECENCY", default_value_t = true, action = clap::ArgAction::Set)]
+    pub recency: bool,
+    /// Share of relevance an infinitely old event keeps, in [0, 1].
+    #[arg(long, env = "CONTEXT_ENGINE_RECENCY_FLOOR", default_value_t = 0.35)]
+    pub recency_floor: f32,
+    /// MMR diversity in [0, 1] (0: off).
+    #[arg(long, env = "CONTEXT_ENGINE_DIVERSITY", default_value_t = 0.2)]
+    pub diversity: f32,
+    /// Snippets whose untrusted text reads like instructions are dropped, or
+    /// kept neutralised and flagged.
+    #[arg(long, env = "CONTEXT_ENGINE_INJECTION_POLICY", value_enum, default_value = "drop")]
+    pub injection_policy: PolicyArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModeArg {
+    Dense,
+    Sparse,
+    Hybrid,
+}
+
+impl From<ModeArg> for RetrievalMode {
+    fn from(m: ModeArg) -> Self {
+        match m {
+            ModeArg::Dense => RetrievalMode::Dense,
+            ModeArg::Sparse => RetrievalMode::Sparse,
+            ModeArg::Hybrid => RetrievalMode::Hybrid,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FusionArg {
+    Rrf,
+    Convex,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PolicyArg {
+    Drop,
+    Neutralize,
+}
+
+impl From<PolicyArg> for InjectionPolicy {
+    fn from(p: PolicyArg) -> Self {
+        match p {
+            PolicyArg::Drop => InjectionPolicy::Drop,
+            PolicyArg::Neutralize => InjectionPolicy::Neutralize,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -100,8 +177,14 @@ pub struct QueryArgs {
     #[arg(long, env = "CONTEXT_ENGINE_USER")]
     pub user: String,
     /// Number of snippets (0: server default).
-    #[arg(long, env = "CONTEXT_ENGINE_QUERY_LIMIT", default_value_t = 0)]
-    pub limit: u32,
+    #[arg(long, alias = "limit", env = "CONTEXT_ENGINE_QUERY_MAX_SNIPPETS", default_value_t = 0)]
+    pub max_snippets: u32,
+    /// Token budget of the rendered context (0: server default).
+    #[arg(long, env = "CONTEXT_ENGINE_QUERY_MAX_TOKENS", default_value_t = 0)]
+    pub max_tokens: u32,
+    /// Print the rendered context block after the snippets.
+    #[arg(long, env = "CONTEXT_ENGINE_QUERY_SHOW_RENDERED")]
+    pub show_rendered: bool,
     /// What the context is for.
     #[arg(long, env = "CONTEXT_ENGINE_PURPOSE", value_enum, default_value = "chat-assistant")]
     pub purpose: PurposeArg,
@@ -171,12 +254,9 @@ pub struct EmbedArgs {
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     pub listen: SocketAddr,
-    pub data_dir: PathBuf,
-    pub model_dir: PathBuf,
-    pub device: DeviceChoice,
-    pub batch: BatchConfig,
     /// Empty: local development mode (loopback only).
     pub keys: ApiKeys,
+    pub app: AppConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -217,14 +297,37 @@ impl TryFrom<ServeArgs> for ServeConfig {
                 ),
             });
         }
-        Ok(Self {
-            keys,
-            listen: a.listen,
-            data_dir: a.data_dir,
-            model_dir: a.model.model_dir,
-            device: a.model.device,
-            batch: BatchConfig { queue_capacity: a.embed_queue, max_batch_texts: a.embed_batch },
-        })
+        let r = &a.ranking;
+        let unit = |flag: &'static str, v: f32| {
+            if (0.0..=1.0).contains(&v) {
+                Ok(v)
+            } else {
+                Err(ConfigError { flag, message: format!("expected a number in [0, 1], got {v}") })
+            }
+        };
+        let mut app = AppConfig::new(a.model.model_dir, a.data_dir);
+        app.device = a.model.device;
+        app.batch = BatchConfig { queue_capacity: a.embed_queue, max_batch_texts: a.embed_batch };
+        app.budget_tokenizer = r.budget_tokenizer.clone();
+        let limits = &mut app.engine.limits;
+        if r.default_max_tokens == 0 || r.default_max_tokens > limits.max_tokens {
+            return Err(ConfigError {
+                flag: "default-max-tokens",
+                message: format!("expected 1..={}", limits.max_tokens),
+            });
+        }
+        limits.default_max_tokens = r.default_max_tokens;
+        let ranking = &mut app.engine.ranking;
+        ranking.mode = r.retrieval_mode.into();
+        ranking.fusion = match r.fusion {
+            FusionArg::Rrf => Fusion::Rrf { k: 60.0 },
+            FusionArg::Convex => Fusion::Convex { dense_weight: unit("dense-weight", r.dense_weight)? },
+        };
+        ranking.recency = r.recency;
+        ranking.recency_floor = unit("recency-floor", r.recency_floor)?;
+        ranking.diversity = unit("diversity", r.diversity)?;
+        ranking.injection_policy = r.injection_policy.into();
+        Ok(Self { keys, listen: a.listen, app })
     }
 }
 

@@ -8,17 +8,19 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::domain::{
     point_id, validate_user_id, AccessRecord, AccessedEvent, ActivityEvent, ConsentGrant, ConsentState, ContextQuery,
-    EventRecord, FieldError, Limits, Provenance, Purpose, Scope, Snippet,
+    EventFamily, EventRecord, FieldError, Limits, Purpose, RetrievalMode, Scope, Snippet,
 };
 use crate::embed::{EmbedError, EmbedHandle};
 use crate::policy::{post_check, retrieval_scope, ConsentSnapshot, IngestDenial, PostCheck};
-use crate::store::{Page, SearchRequest, StoreError, StoredPoint, VectorStore};
+use crate::rank::{self, Candidate, CountTokens, RankingOptions, RankingOverrides};
+use crate::store::{Candidates, Page, ScoredRecord, SearchRequest, StoreError, StoredPoint, VectorStore};
 use crate::verbalize::verbalize;
 
 /// Request-size limits enforced by the engine (on top of per-event [`Limits`]).
@@ -37,6 +39,10 @@ pub struct EngineLimits {
     pub max_embed_chars: usize,
     /// Entries in a request's source / event-name restriction lists.
     pub max_filter_values: usize,
+    /// Token budget of the rendered block when the request says 0, and the
+    /// largest a request may ask for.
+    pub default_max_tokens: usize,
+    pub max_tokens: usize,
 }
 
 impl Default for EngineLimits {
@@ -50,6 +56,8 @@ impl Default for EngineLimits {
             max_embed_texts: 256,
             max_embed_chars: 8192,
             max_filter_values: 64,
+            default_max_tokens: 512,
+            max_tokens: 16_384,
         }
     }
 }
@@ -90,11 +98,66 @@ pub struct ContextRequest {
     pub caller: String,
     pub query: String,
     /// 0 means the default.
-    pub limit: usize,
+    pub max_snippets: usize,
+    /// Token budget of the rendered block; 0 means the default.
+    pub max_tokens: usize,
     pub start_time: Option<i64>,
     pub end_time: Option<i64>,
     pub event_names: Vec<String>,
+    /// Event families (`purchase`, `view`, ...).
+    pub event_families: Vec<String>,
     pub source_ids: Vec<String>,
+    pub ranking: RankingOverrides,
+    /// Exact instead of approximate dense search (for measuring ANN recall).
+    pub exact_search: bool,
+}
+
+/// Counts and timings of one `get_context`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ContextStats {
+    /// Distinct events the candidate lists returned.
+    pub candidates: usize,
+    /// The user's events matching the request's filters that consent kept
+    /// out (their source is not permitted for the purpose).
+    pub consent_excluded: usize,
+    pub below_min_score: usize,
+    /// Events merged into another event's snippet.
+    pub collapsed: usize,
+    /// Snippets kept but neutralised for injection signals.
+    pub flagged: usize,
+    /// Snippets dropped for injection signals.
+    pub dropped_injection: usize,
+    /// Snippets that did not fit the budget or the snippet limit.
+    pub dropped_budget: usize,
+    pub tokens_used: usize,
+    pub token_budget: usize,
+    pub embed_us: u64,
+    pub search_us: u64,
+    pub rank_us: u64,
+    pub render_us: u64,
+    pub total_us: u64,
+}
+
+/// What `get_context` returns.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ContextAnswer {
+    /// Best first; `citation_id` ties each to its line in `rendered_context`.
+    pub snippets: Vec<Snippet>,
+    /// Prompt-ready block: header, one delimited line per snippet, footer.
+    pub rendered_context: String,
+    pub stats: ContextStats,
+}
+
+/// Engine configuration beyond the request limits.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct EngineConfig {
+    pub limits: EngineLimits,
+    /// Server-wide ranking defaults; requests may override some.
+    pub ranking: RankingOptions,
+}
+
+fn micros(since: Instant) -> u64 {
+    since.elapsed().as_micros().min(u128::from(u64::MAX)) as u64
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -123,7 +186,9 @@ impl From<FieldError> for EngineError {
 pub struct Engine {
     embedder: EmbedHandle,
     store: Arc<dyn VectorStore>,
+    counter: Arc<dyn CountTokens>,
     limits: EngineLimits,
+    ranking: RankingOptions,
     /// Orders this replica's ledger read-modify-writes, so versions count up
     /// without gaps under concurrent SetConsent calls for the same key.
     consent_lock: tokio::sync::Mutex<()>,
@@ -131,7 +196,11 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("embedder", &self.embedder).field("limits", &self.limits).finish()
+        f.debug_struct("Engine")
+            .field("embedder", &self.embedder)
+            .field("limits", &self.limits)
+            .field("ranking", &self.ranking)
+            .finish()
     }
 }
 
@@ -162,8 +231,24 @@ pub struct ErasureReceipt {
 }
 
 impl Engine {
-    pub fn new(embedder: EmbedHandle, store: Arc<dyn VectorStore>, limits: EngineLimits) -> Self {
-        Self { embedder, store, limits, consent_lock: tokio::sync::Mutex::new(()) }
+    pub fn new(
+        embedder: EmbedHandle,
+        store: Arc<dyn VectorStore>,
+        counter: Arc<dyn CountTokens>,
+        config: EngineConfig,
+    ) -> Self {
+        Self {
+            embedder,
+            store,
+            counter,
+            limits: config.limits,
+            ranking: config.ranking,
+            consent_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub fn ranking(&self) -> &RankingOptions {
+        &self.ranking
     }
 
     pub fn limits(&self) -> &EngineLimits {
@@ -280,8 +365,9 @@ impl Engine {
         Ok(outcomes.into_iter().flatten().collect())
     }
 
-    /// Checks a raw request and turns it into a [`ContextQuery`].
-    pub fn validate_context(&self, request: ContextRequest) -> Result<ContextQuery, EngineError> {
+    /// Checks a raw request and turns it into a [`ContextQuery`] and the
+    /// ranking options it asks for.
+    pub fn validate_context(&self, request: &ContextRequest) -> Result<(ContextQuery, RankingOptions), EngineError> {
         let limits = &self.limits;
         self.user_id("user_id", &request.user_id)?;
         let purpose = request.purpose.ok_or_else(|| {
@@ -294,10 +380,16 @@ impl Engine {
         if query.chars().count() > limits.max_query_chars {
             return Err(EngineError::invalid("query", format!("longer than {} characters", limits.max_query_chars)));
         }
-        if request.limit > limits.max_snippets {
+        if request.max_snippets > limits.max_snippets {
             return Err(EngineError::invalid(
-                "limit",
-                format!("at most {}, got {}", limits.max_snippets, request.limit),
+                "max_snippets",
+                format!("at most {}, got {}", limits.max_snippets, request.max_snippets),
+            ));
+        }
+        if request.max_tokens > limits.max_tokens {
+            return Err(EngineError::invalid(
+                "max_tokens",
+                format!("at most {}, got {}", limits.max_tokens, request.max_tokens),
             ));
         }
         if let (Some(start), Some(end)) = (request.start_time, request.end_time) {
@@ -305,7 +397,11 @@ impl Engine {
                 return Err(EngineError::invalid("time_window", format!("start_time {start} is after end_time {end}")));
             }
         }
-        for (field, values) in [("event_names", &request.event_names), ("source_ids", &request.source_ids)] {
+        for (field, values) in [
+            ("event_names", &request.event_names),
+            ("event_families", &request.event_families),
+            ("source_ids", &request.source_ids),
+        ] {
             if values.len() > limits.max_filter_values {
                 return Err(EngineError::invalid(field, format!("at most {} entries", limits.max_filter_values)));
             }
@@ -313,87 +409,167 @@ impl Engine {
                 return Err(EngineError::invalid(field, "entries must be non-empty ids of at most 128 bytes"));
             }
         }
-        Ok(ContextQuery {
-            user_id: request.user_id,
+        if let Some(bad) = request.event_families.iter().find(|f| EventFamily::from_name(f).is_none()) {
+            let known: Vec<&str> = EventFamily::ALL.iter().map(|f| f.as_str()).collect();
+            return Err(EngineError::invalid(
+                "event_families",
+                format!("unknown event family {bad:?}; known: {}", known.join(", ")),
+            ));
+        }
+        let options = self.ranking.with(&request.ranking)?;
+        let query = ContextQuery {
+            user_id: request.user_id.clone(),
             purpose,
             text: query.to_string(),
-            limit: if request.limit == 0 { limits.default_snippets } else { request.limit },
+            limit: if request.max_snippets == 0 { limits.default_snippets } else { request.max_snippets },
             time_window: crate::domain::TimeWindow { start: request.start_time, end: request.end_time },
-            event_names: request.event_names,
-            source_ids: request.source_ids,
-        })
+            event_names: request.event_names.clone(),
+            event_families: request.event_families.clone(),
+            source_ids: request.source_ids.clone(),
+            max_tokens: if request.max_tokens == 0 { limits.default_max_tokens } else { request.max_tokens },
+        };
+        Ok((query, options))
     }
 
-    /// The user's permitted events most similar to the query, best first.
+    /// The context for one chat turn: the user's permitted events that best
+    /// serve the query, ranked, collapsed, diversified, screened for
+    /// injection and packed into the token budget, plus the rendered block.
     ///
     /// The consent ledger is read when the query starts; only sources granted
-    /// for the purpose at that moment are searched, and every hit is checked
-    /// again against that snapshot. An unknown user, or one who permitted
-    /// nothing for the purpose, gets an empty answer. Every call is recorded
-    /// in the access log before the answer is returned.
-    pub async fn get_context(&self, request: ContextRequest, now: i64) -> Result<Vec<Snippet>, EngineError> {
-        let caller = request.caller.clone();
-        let query = self.validate_context(request)?;
+    /// for the purpose at that moment are searched, and every candidate is
+    /// checked again against that snapshot before ranking. An unknown user,
+    /// or one who permitted nothing for the purpose, gets an empty answer.
+    /// Every call is recorded in the access log (with every event a returned
+    /// snippet stands for) before the answer is returned.
+    pub async fn get_context(&self, request: ContextRequest, now: i64) -> Result<ContextAnswer, EngineError> {
+        let started = Instant::now();
+        let (query, options) = self.validate_context(&request)?;
         let snapshot = self.snapshots(vec![query.user_id.clone()]).await?.remove(&query.user_id).unwrap_or_default();
-        let snippets = match retrieval_scope(&query, &snapshot) {
-            None => Vec::new(),
-            Some((scope, permitted)) => self.search_permitted(&query, scope, &permitted).await?,
+        let mut answer = match retrieval_scope(&query, &snapshot) {
+            None => ContextAnswer::default(),
+            Some((scope, permitted)) => {
+                self.answer(&query, &options, scope, &permitted, request.exact_search, now).await?
+            }
         };
+        answer.stats.token_budget = query.max_tokens;
+        let mut events = Vec::new();
+        for s in &answer.snippets {
+            let p = &s.provenance;
+            for event_id in std::iter::once(&p.event_id).chain(&s.collapsed_event_ids) {
+                events.push(AccessedEvent {
+                    source_id: p.source_id.clone(),
+                    event_id: event_id.clone(),
+                    consent_version: p.consent_version,
+                });
+            }
+        }
         let record = AccessRecord {
             access_id: Uuid::new_v4().to_string(),
             user_id: query.user_id.clone(),
-            caller,
+            caller: request.caller,
             purpose: query.purpose,
             at: now,
-            events: snippets
-                .iter()
-                .map(|s| AccessedEvent {
-                    source_id: s.provenance.source_id.clone(),
-                    event_id: s.provenance.event_id.clone(),
-                    consent_version: s.provenance.consent_version,
-                })
-                .collect(),
+            events,
         };
         self.store.append_access(record).await?;
-        Ok(snippets)
+        answer.stats.total_us = micros(started);
+        Ok(answer)
     }
 
-    async fn search_permitted(
+    async fn answer(
         &self,
         query: &ContextQuery,
+        options: &RankingOptions,
         scope: Scope,
         permitted: &BTreeMap<String, u64>,
-    ) -> Result<Vec<Snippet>, EngineError> {
-        let vector = self.embedder.embed_one(query.text.clone()).await?;
-        let hits = self.store.search(SearchRequest { vector, scope, limit: query.limit }).await?;
-        let mut snippets = Vec::with_capacity(hits.len());
-        for hit in hits {
-            let record = hit.record;
-            let consent_version =
-                match post_check(&query.user_id, permitted, &record.event.user_id, &record.event.source_id) {
-                    PostCheck::Allowed { consent_version } => consent_version,
-                    verdict => {
-                        // The store filter should have made this impossible.
-                        tracing::error!(alarm = "consent_post_check", ?verdict, point = %hit.id, "hit dropped");
-                        continue;
-                    }
-                };
-            snippets.push(Snippet {
-                score: hit.score,
-                provenance: Provenance {
-                    source_id: record.event.source_id,
-                    event_id: record.event.event_id,
-                    event_name: record.event.event_name,
-                    event_time: record.event.event_time,
-                    ingested_at: record.ingested_at,
-                    point_id: hit.id.to_string(),
-                    content_hash: record.content_hash,
-                    consent_version,
-                },
-                text: record.text,
-            });
+        exact: bool,
+        now: i64,
+    ) -> Result<ContextAnswer, EngineError> {
+        let mut stats = ContextStats::default();
+        let t = Instant::now();
+        let vector = match options.mode {
+            // The sparse list needs no embedding; ranking then compares
+            // candidates by their stored vectors only.
+            RetrievalMode::Sparse => Vec::new(),
+            RetrievalMode::Dense | RetrievalMode::Hybrid => self.embedder.embed_one(query.text.clone()).await?,
+        };
+        stats.embed_us = micros(t);
+
+        let t = Instant::now();
+        let mut everything = Scope::whole_user(&query.user_id);
+        everything.event_names = scope.event_names.clone();
+        everything.event_families = scope.event_families.clone();
+        everything.time_window = scope.time_window;
+        let search = SearchRequest {
+            vector: vector.clone(),
+            text: query.text.clone(),
+            scope: scope.clone(),
+            limit: options.candidates.max(query.limit),
+            mode: options.mode,
+            exact,
+        };
+        let (found, in_scope, in_total) =
+            tokio::try_join!(self.store.search(search), self.store.count(scope), self.store.count(everything))?;
+        stats.search_us = micros(t);
+        stats.consent_excluded = in_total.saturating_sub(in_scope);
+
+        let t = Instant::now();
+        let candidates = merge(&query.user_id, permitted, found);
+        let ranking = rank::rank(&vector, candidates, options, now);
+        stats.candidates = ranking.stats.candidates;
+        stats.below_min_score = ranking.stats.below_min_score;
+        stats.collapsed = ranking.stats.collapsed;
+        stats.rank_us = micros(t);
+
+        let t = Instant::now();
+        let packed = rank::pack(&ranking, query.limit, query.max_tokens, options.injection_policy, &*self.counter);
+        stats.render_us = micros(t);
+        stats.flagged = packed.flagged;
+        stats.dropped_injection = packed.dropped_injection;
+        stats.dropped_budget = packed.dropped_budget;
+        stats.tokens_used = packed.tokens;
+        Ok(ContextAnswer { snippets: packed.snippets, rendered_context: packed.rendered, stats })
+    }
+
+    /// Stores pre-written documents as one user's events from one source,
+    /// bypassing the event templates: for evaluating retrieval on document
+    /// collections (BEIR) through the same store and ranking as activity.
+    /// The (user, source) pair must already be permitted, as for any event.
+    /// Each document becomes a custom `Document` event; `event_time` is
+    /// `now`.
+    pub async fn index_documents(
+        &self,
+        user_id: &str,
+        source_id: &str,
+        documents: Vec<(String, String)>,
+        now: i64,
+    ) -> Result<usize, EngineError> {
+        self.user_id("user_id", user_id)?;
+        let snapshot = self.snapshots(vec![user_id.to_string()]).await?.remove(user_id).unwrap_or_default();
+        if !snapshot.any_purpose_granted(source_id) {
+            return Err(EngineError::invalid("source_id", format!("no purpose is granted for {user_id}/{source_id}")));
         }
-        Ok(snippets)
+        let mut records = Vec::with_capacity(documents.len());
+        for (doc_id, text) in documents {
+            let event = ActivityEvent {
+                event_id: doc_id,
+                user_id: user_id.to_string(),
+                source_id: source_id.to_string(),
+                event_name: "Document".into(),
+                event_time: now,
+                action_source: "system_generated".into(),
+                ..Default::default()
+            };
+            event.validate(&self.limits.event, now)?;
+            let id = point_id(&event.source_id, &event.event_id);
+            records.push((id, EventRecord { content_hash: content_hash(&event), event, text, ingested_at: now }));
+        }
+        let vectors = self.embedder.embed(records.iter().map(|(_, r)| r.text.clone()).collect()).await?;
+        let n = records.len();
+        let points =
+            records.into_iter().zip(vectors).map(|((id, record), vector)| StoredPoint { id, vector, record }).collect();
+        self.store.upsert(points).await?;
+        Ok(n)
     }
 
     /// Grants or revokes one `(user, source, purpose)`. Idempotent. When a
@@ -508,6 +684,45 @@ impl Engine {
     pub async fn flush(&self) -> Result<(), EngineError> {
         Ok(self.store.flush().await?)
     }
+}
+
+/// One candidate per distinct point, with its rank in each list; hits that
+/// fail the consent post-check never reach ranking.
+fn merge(user_id: &str, permitted: &BTreeMap<String, u64>, found: Candidates) -> Vec<Candidate> {
+    let mut out: Vec<Candidate> = Vec::with_capacity(found.dense.len() + found.sparse.len());
+    let mut index: HashMap<Uuid, usize> = HashMap::new();
+    let lists = [(true, found.dense), (false, found.sparse)];
+    for (dense, hits) in lists {
+        for (rank, ScoredRecord { id, score, record, vector }) in hits.into_iter().enumerate() {
+            let consent_version = match post_check(user_id, permitted, &record.event.user_id, &record.event.source_id) {
+                PostCheck::Allowed { consent_version } => consent_version,
+                verdict => {
+                    // The store filter should have made this impossible.
+                    tracing::error!(alarm = "consent_post_check", ?verdict, point = %id, "hit dropped");
+                    continue;
+                }
+            };
+            let slot = *index.entry(id).or_insert_with(|| {
+                out.push(Candidate {
+                    point_id: id.to_string(),
+                    record,
+                    vector,
+                    dense_rank: None,
+                    sparse_rank: None,
+                    sparse_score: None,
+                    consent_version,
+                });
+                out.len() - 1
+            });
+            if dense {
+                out[slot].dense_rank = Some(rank);
+            } else {
+                out[slot].sparse_rank = Some(rank);
+                out[slot].sparse_score = Some(score);
+            }
+        }
+    }
+    out
 }
 
 fn denied(denial: IngestDenial, event: &ActivityEvent) -> EventOutcome {

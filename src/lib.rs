@@ -33,7 +33,10 @@ pub mod embed;
 pub mod engine;
 pub mod model_files;
 pub mod policy;
+pub mod rank;
+pub mod render;
 pub mod store;
+pub mod tokens;
 pub mod verbalize;
 
 /// Generated protobuf and gRPC code for `context_engine.v1`.

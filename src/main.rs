@@ -37,11 +37,10 @@ fn main() -> Result<()> {
 
 async fn serve(config: ServeConfig) -> Result<()> {
     let started = Instant::now();
-    let (model_dir, device, data_dir, batch) =
-        (config.model_dir.clone(), config.device, config.data_dir.clone(), config.batch);
-    let app = tokio::task::spawn_blocking(move || context_engine::app::build(&model_dir, device, &data_dir, batch))
+    let app_config = config.app.clone();
+    let app = tokio::task::spawn_blocking(move || context_engine::app::build(&app_config))
         .await?
-        .with_context(|| format!("cannot start the engine (model {})", config.model_dir.display()))?;
+        .with_context(|| format!("cannot start the engine (model {})", config.app.model_dir.display()))?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -54,7 +53,7 @@ async fn serve(config: ServeConfig) -> Result<()> {
     info!(
         api_keys = config.keys.len(),
         address = %listener.local_addr()?,
-        data_dir = %config.data_dir.display(),
+        data_dir = %config.app.data_dir.display(),
         model = app.engine.embedder().model_id(),
         startup_ms = started.elapsed().as_millis() as u64,
         "context engine serving"
@@ -197,7 +196,8 @@ async fn query(args: QueryArgs) -> Result<()> {
     let request = pb::GetContextRequest {
         user_id: args.user,
         query: args.text,
-        limit: args.limit,
+        max_snippets: args.max_snippets,
+        max_tokens: args.max_tokens,
         purpose: api::purpose_to_pb(args.purpose.into()) as i32,
         ..Default::default()
     };
@@ -208,8 +208,9 @@ async fn query(args: QueryArgs) -> Result<()> {
         let p = s.provenance.clone().unwrap_or_default();
         let when = chrono::DateTime::from_timestamp(p.event_time, 0).map(|t| t.format("%Y-%m-%d").to_string());
         println!(
-            "{:>2}. [{:.3}] {}\n    {} · {} · {} · event {} · consent v{}",
+            "{:>2}. [{}] ({:.3}) {}\n    {} · {} · {} · event {} · consent v{}",
             i + 1,
+            s.citation_id,
             s.score,
             s.text,
             p.source_id,
@@ -219,7 +220,27 @@ async fn query(args: QueryArgs) -> Result<()> {
             p.consent_version
         );
     }
-    println!("{} snippets in {ms:.1} ms", response.snippets.len());
+    let stats = response.stats.unwrap_or_default();
+    let lat = stats.latency.unwrap_or_default();
+    println!(
+        "{} snippets, {}/{} tokens in {ms:.1} ms (server: embed {} µs, search {} µs, rank {} µs, render {} µs); \
+         {} candidates, {} collapsed, {} held back by consent, {} dropped as injection, {} over budget",
+        response.snippets.len(),
+        stats.tokens_used,
+        stats.token_budget,
+        lat.embed_us,
+        lat.search_us,
+        lat.rank_us,
+        lat.render_us,
+        stats.candidates,
+        stats.collapsed,
+        stats.consent_excluded,
+        stats.dropped_injection,
+        stats.dropped_budget
+    );
+    if args.show_rendered {
+        println!("\n{}", response.rendered_context);
+    }
     if args.repeat > 0 {
         let mut times = Vec::with_capacity(args.repeat);
         for _ in 0..args.repeat {

@@ -3,10 +3,13 @@
 //! engine validates.
 
 use crate::domain::{
-    AccessRecord, ActivityEvent, ConsentGrant, ConsentState, Content, CustomData, EventRecord, Purpose, Snippet,
+    AccessRecord, ActivityEvent, ConsentGrant, ConsentState, Content, CustomData, EventRecord, FieldError, Purpose,
+    RetrievalMode, Snippet,
 };
-use crate::engine::{ContextRequest, ErasureReceipt, EventOutcome, RejectReason};
+use crate::engine::{ContextAnswer, ContextRequest, ContextStats, ErasureReceipt, EventOutcome, RejectReason};
 use crate::pb;
+use crate::rank::RankingOverrides;
+use crate::render::InjectionPolicy;
 
 pub fn event_from_pb(e: pb::ActivityEvent) -> ActivityEvent {
     let data = e.custom_data.unwrap_or_default();
@@ -153,19 +156,54 @@ pub fn exported_to_pb(r: EventRecord) -> pb::ExportedEvent {
     }
 }
 
-pub fn context_request_from_pb(r: pb::GetContextRequest, caller: String) -> ContextRequest {
+fn unknown_enum(field: &str, value: i32) -> FieldError {
+    FieldError { field: field.to_string(), message: format!("unknown value {value}") }
+}
+
+fn ranking_from_pb(r: pb::RankingOptions) -> Result<RankingOverrides, FieldError> {
+    let mode = match pb::RetrievalMode::try_from(r.mode).map_err(|_| unknown_enum("ranking.mode", r.mode))? {
+        pb::RetrievalMode::Unspecified => None,
+        pb::RetrievalMode::Dense => Some(RetrievalMode::Dense),
+        pb::RetrievalMode::Sparse => Some(RetrievalMode::Sparse),
+        pb::RetrievalMode::Hybrid => Some(RetrievalMode::Hybrid),
+    };
+    let policy = r.injection_policy;
+    let injection_policy =
+        match pb::InjectionPolicy::try_from(policy).map_err(|_| unknown_enum("ranking.injection_policy", policy))? {
+            pb::InjectionPolicy::Unspecified => None,
+            pb::InjectionPolicy::Drop => Some(InjectionPolicy::Drop),
+            pb::InjectionPolicy::Neutralize => Some(InjectionPolicy::Neutralize),
+        };
+    let mut half_life_days: Vec<(String, f64)> = r.half_life_days.into_iter().collect();
+    half_life_days.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(RankingOverrides {
+        mode,
+        recency: r.recency,
+        half_life_days,
+        collapse: r.collapse,
+        diversity: r.diversity,
+        min_score: r.min_score,
+        injection_policy,
+    })
+}
+
+pub fn context_request_from_pb(r: pb::GetContextRequest, caller: String) -> Result<ContextRequest, FieldError> {
     let window = r.time_window.unwrap_or_default();
-    ContextRequest {
+    Ok(ContextRequest {
         user_id: r.user_id,
         purpose: purpose_from_pb(r.purpose),
         caller,
         query: r.query,
-        limit: r.limit as usize,
+        max_snippets: r.max_snippets as usize,
+        max_tokens: r.max_tokens as usize,
         start_time: (window.start_time != 0).then_some(window.start_time),
         end_time: (window.end_time != 0).then_some(window.end_time),
         event_names: r.event_names,
+        event_families: r.event_families,
         source_ids: r.source_ids,
-    }
+        ranking: ranking_from_pb(r.ranking.unwrap_or_default())?,
+        exact_search: false,
+    })
 }
 
 pub fn snippet_to_pb(s: Snippet) -> pb::Snippet {
@@ -183,6 +221,42 @@ pub fn snippet_to_pb(s: Snippet) -> pb::Snippet {
             content_hash: p.content_hash,
             consent_version: p.consent_version,
         }),
+        citation_id: s.citation_id,
+        family: s.family,
+        occurrences: s.occurrences,
+        first_event_time: s.first_event_time,
+        collapsed_event_ids: s.collapsed_event_ids,
+        flags: s.flags,
+    }
+}
+
+fn stats_to_pb(s: ContextStats) -> pb::ContextStats {
+    let n = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+    pb::ContextStats {
+        candidates: n(s.candidates),
+        consent_excluded: n(s.consent_excluded),
+        below_min_score: n(s.below_min_score),
+        collapsed: n(s.collapsed),
+        flagged: n(s.flagged),
+        dropped_injection: n(s.dropped_injection),
+        dropped_budget: n(s.dropped_budget),
+        tokens_used: n(s.tokens_used),
+        token_budget: n(s.token_budget),
+        latency: Some(pb::LatencyBreakdown {
+            embed_us: s.embed_us,
+            search_us: s.search_us,
+            rank_us: s.rank_us,
+            render_us: s.render_us,
+            total_us: s.total_us,
+        }),
+    }
+}
+
+pub fn answer_to_pb(a: ContextAnswer) -> pb::GetContextResponse {
+    pb::GetContextResponse {
+        snippets: a.snippets.into_iter().map(snippet_to_pb).collect(),
+        rendered_context: a.rendered_context,
+        stats: Some(stats_to_pb(a.stats)),
     }
 }
 

@@ -7,9 +7,9 @@ use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::auth::{authorize, Principal, Role, Rpc};
-use super::convert::{context_request_from_pb, event_from_pb, outcome_to_pb, snippet_to_pb};
+use super::convert::{answer_to_pb, context_request_from_pb, event_from_pb, outcome_to_pb};
 use super::status::to_status;
-use crate::engine::Engine;
+use crate::engine::{Engine, EngineError};
 use crate::pb;
 use crate::pb::context_engine_server::ContextEngine;
 
@@ -120,9 +120,10 @@ impl ContextEngine for ContextService {
         request: Request<pb::GetContextRequest>,
     ) -> Result<Response<pb::GetContextResponse>, Status> {
         let principal = authorize(&request, Rpc::GetContext)?;
-        let request = context_request_from_pb(request.into_inner(), principal.name());
-        let snippets = self.engine.get_context(request, now()).await.map_err(to_status)?;
-        Ok(Response::new(pb::GetContextResponse { snippets: snippets.into_iter().map(snippet_to_pb).collect() }))
+        let request = context_request_from_pb(request.into_inner(), principal.name())
+            .map_err(|e| to_status(EngineError::from(e)))?;
+        let answer = self.engine.get_context(request, now()).await.map_err(to_status)?;
+        Ok(Response::new(answer_to_pb(answer)))
     }
 
     async fn embed(&self, request: Request<pb::EmbedRequest>) -> Result<Response<pb::EmbedResponse>, Status> {

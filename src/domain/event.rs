@@ -102,6 +102,19 @@ pub enum EventFamily {
 }
 
 impl EventFamily {
+    pub const ALL: [EventFamily; 8] =
+        [Self::Purchase, Self::Cart, Self::View, Self::Search, Self::Signup, Self::AppGame, Self::Travel, Self::Custom];
+
+    /// The family named by [`EventFamily::as_str`].
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.as_str() == name)
+    }
+
+    /// Position in [`EventFamily::ALL`] (for per-family tables).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     pub fn of(event_name: &str) -> Self {
         match event_name {
             "Purchase" => Self::Purchase,

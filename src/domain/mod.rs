@@ -20,4 +20,4 @@ pub use event::{
     validate_user_id, ActivityEvent, Content, CustomData, EventFamily, FieldError, Limits, ACTION_SOURCES,
 };
 pub use ids::point_id;
-pub use record::{ContextQuery, EventRecord, Provenance, Snippet, TimeWindow};
+pub use record::{ContextQuery, EventRecord, Provenance, RetrievalMode, Snippet, TimeWindow};

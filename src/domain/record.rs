@@ -34,7 +34,33 @@ pub struct ContextQuery {
     pub limit: usize,
     pub time_window: TimeWindow,
     pub event_names: Vec<String>,
+    /// Event families (`purchase`, `view`, ...).
+    pub event_families: Vec<String>,
     pub source_ids: Vec<String>,
+    /// Token budget of the rendered block.
+    pub max_tokens: usize,
+}
+
+/// Which candidate lists a query draws from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RetrievalMode {
+    /// Nearest neighbours of the query embedding.
+    Dense,
+    /// BM25 term matching (exact names, brands, titles).
+    Sparse,
+    /// Both, fused.
+    Hybrid,
+}
+
+impl RetrievalMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Dense => "dense",
+            Self::Sparse => "sparse",
+            Self::Hybrid => "hybrid",
+        }
+    }
 }
 
 /// Where a snippet came from.
@@ -54,7 +80,23 @@ pub struct Provenance {
 /// One piece of context for a prompt.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snippet {
+    /// Short id (`c1`, `c2`, ...) that marks this snippet in the rendered
+    /// block; maps the model's citations back to `provenance`.
+    pub citation_id: String,
+    /// Prompt-safe sentence (sanitised; neutralised when flagged).
     pub text: String,
     pub score: f32,
+    /// Event family of the snippet (`purchase`, `view`, ...).
+    pub family: String,
+    /// Provenance of the most recent event the snippet stands for.
     pub provenance: Provenance,
+    /// How many stored events the snippet stands for (> 1 when repeats
+    /// were collapsed) and when the first of them happened.
+    pub occurrences: u32,
+    pub first_event_time: i64,
+    /// Event ids of the other events collapsed into this snippet.
+    pub collapsed_event_ids: Vec<String>,
+    /// Injection signals found in the snippet's untrusted text; non-empty
+    /// only under the neutralise policy (the drop policy removes them).
+    pub flags: Vec<String>,
 }

@@ -20,6 +20,8 @@ pub struct Scope {
     user_id: String,
     sources: SourceScope,
     pub event_names: Vec<String>,
+    /// Event families (`purchase`, `view`, ...; see `EventFamily::as_str`).
+    pub event_families: Vec<String>,
     pub time_window: TimeWindow,
 }
 
@@ -30,6 +32,7 @@ impl Scope {
             user_id: user_id.into(),
             sources: SourceScope::AnySource,
             event_names: Vec::new(),
+            event_families: Vec::new(),
             time_window: TimeWindow::default(),
         }
     }

@@ -101,6 +101,7 @@ pub fn retrieval_scope(query: &ContextQuery, snapshot: &ConsentSnapshot) -> Opti
     }
     let mut scope = Scope::user_sources(query.user_id.clone(), permitted.keys().cloned().collect());
     scope.event_names = query.event_names.clone();
+    scope.event_families = query.event_families.clone();
     scope.time_window = query.time_window;
     Some((scope, permitted))
 }
@@ -141,7 +142,9 @@ mod tests {
             limit: 5,
             time_window: TimeWindow::default(),
             event_names: vec![],
+            event_families: vec![],
             source_ids: sources.iter().map(|s| s.to_string()).collect(),
+            max_tokens: 512,
         }
     }
 

@@ -19,10 +19,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use parking_lot::RwLock;
+use qdrant_edge::bm25_embed::{EdgeBm25, EdgeBm25Config};
 use qdrant_edge::{
-    CountRequest, Distance, EdgeConfig, EdgeShard, EdgeVectorParams, Filter, NamedQuery, PayloadFieldSchema, PointId,
-    PointInsertOperations, PointOperations, PointStruct, QueryEnum, ScrollRequest, SearchRequest as EdgeSearch,
-    UpdateOperation, VectorInternal, WithPayloadInterface,
+    CountRequest, Distance, EdgeConfig, EdgeShard, EdgeSparseVectorParams, EdgeVectorParams, Filter, Modifier,
+    NamedQuery, PayloadFieldSchema, PointId, PointInsertOperations, PointOperations, PointStruct, QueryEnum,
+    ScoredPoint, ScrollRequest, SearchParams, SearchRequest as EdgeSearch, UpdateOperation, VectorInternal,
+    VectorStructInternal, WithPayloadInterface, WithVector,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -32,8 +34,11 @@ use super::payload::{
     access_indexes, access_payload, consent_indexes, consent_payload, consent_point_id, event_indexes, event_payload,
     from_payload, scope_filter_json, user_filter_json, users_filter_json,
 };
-use super::{Page, ScoredRecord, SearchRequest, StoreError, StoredPoint, VectorStore, DENSE_VECTOR, SCHEMA_VERSION};
-use crate::domain::{AccessRecord, ConsentGrant, EventRecord, Scope};
+use super::{
+    Candidates, Page, ScoredRecord, SearchRequest, StoreError, StoredPoint, VectorStore, DENSE_VECTOR, SCHEMA_VERSION,
+    SPARSE_VECTOR,
+};
+use crate::domain::{AccessRecord, ConsentGrant, EventRecord, RetrievalMode, Scope};
 
 #[derive(Debug, Clone)]
 pub struct EdgeOptions {
@@ -42,14 +47,22 @@ pub struct EdgeOptions {
     pub dimension: usize,
     /// Model identity, recorded at creation and checked on every open.
     pub model_id: String,
+    /// BM25 `avg_len`: the typical length of an indexed text in tokens. It is
+    /// baked into every stored sparse vector, so it is recorded at creation
+    /// and checked on every open.
+    pub bm25_avg_len: f64,
 }
 
+/// Activity sentences are short: ~15-30 BM25 tokens.
+pub const DEFAULT_BM25_AVG_LEN: f64 = 20.0;
+
 /// What a data directory was made for; a mismatch refuses to open.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct StoreManifest {
     schema_version: u32,
     model_id: String,
     dimension: usize,
+    bm25_avg_len: f64,
 }
 
 const MANIFEST_FILE: &str = "engine_store.json";
@@ -83,17 +96,11 @@ struct Collection {
 }
 
 impl Collection {
-    fn open(path: &Path, vector: (&str, usize), indexes: Vec<(&'static str, Value)>) -> Result<Self, StoreError> {
+    fn open(path: &Path, config: EdgeConfig, indexes: Vec<(&'static str, Value)>) -> Result<Self, StoreError> {
         std::fs::create_dir_all(path).map_err(io("create data dir"))?;
         let shard = if path.join("edge_config.json").exists() {
             EdgeShard::load(path, None).map_err(backend("load shard"))?
         } else {
-            let config = EdgeConfig {
-                vectors: [(vector.0.to_string(), EdgeVectorParams::builder(vector.1, Distance::Cosine).build())]
-                    .into_iter()
-                    .collect(),
-                ..Default::default()
-            };
             EdgeShard::new(path, config).map_err(backend("create shard"))?
         };
         // Created on every open when missing, so a crash between creating the
@@ -205,7 +212,33 @@ pub struct EdgeStore {
     activity: Collection,
     consent: Collection,
     access: Collection,
+    bm25: Arc<EdgeBm25>,
     path: Arc<PathBuf>,
+}
+
+/// Qdrant's BM25 (its tokenizer, English stopwords and stemmer, murmur3 term
+/// ids), so Edge and a Qdrant server index text identically.
+fn bm25(avg_len: f64) -> Result<EdgeBm25, StoreError> {
+    let bad = |message: String| StoreError::Backend { operation: "bm25 model", message };
+    let avg_len = qdrant_edge::external::ordered_float::NotNan::new(avg_len).map_err(|e| bad(e.to_string()))?;
+    EdgeBm25::new(EdgeBm25Config { avg_len, ..Default::default() }).map_err(|e| bad(e.to_string()))
+}
+
+fn one_vector(name: &str, size: usize) -> EdgeConfig {
+    EdgeConfig {
+        vectors: [(name.to_string(), EdgeVectorParams::builder(size, Distance::Cosine).build())].into_iter().collect(),
+        ..Default::default()
+    }
+}
+
+/// Dense vector plus the BM25 sparse vector with Qdrant's IDF modifier.
+fn activity_config(dimension: usize) -> EdgeConfig {
+    let mut config = one_vector(DENSE_VECTOR, dimension);
+    config.sparse_vectors =
+        [(SPARSE_VECTOR.to_string(), EdgeSparseVectorParams::builder().modifier(Modifier::Idf).build())]
+            .into_iter()
+            .collect();
+    config
 }
 
 impl std::fmt::Debug for EdgeStore {
@@ -225,10 +258,17 @@ impl EdgeStore {
         let dir = &options.data_dir;
         std::fs::create_dir_all(dir).map_err(io("create data dir"))?;
         check_manifest(options)?;
+        if !(options.bm25_avg_len.is_finite() && options.bm25_avg_len > 0.0) {
+            return Err(StoreError::Backend {
+                operation: "open",
+                message: format!("bm25_avg_len must be a positive number, got {}", options.bm25_avg_len),
+            });
+        }
         let store = Self {
-            activity: Collection::open(&dir.join("activity"), (DENSE_VECTOR, options.dimension), event_indexes())?,
-            consent: Collection::open(&dir.join("consent"), (NO_VECTOR, 1), consent_indexes())?,
-            access: Collection::open(&dir.join("access"), (NO_VECTOR, 1), access_indexes())?,
+            activity: Collection::open(&dir.join("activity"), activity_config(options.dimension), event_indexes())?,
+            consent: Collection::open(&dir.join("consent"), one_vector(NO_VECTOR, 1), consent_indexes())?,
+            access: Collection::open(&dir.join("access"), one_vector(NO_VECTOR, 1), access_indexes())?,
+            bm25: Arc::new(bm25(options.bm25_avg_len)?),
             path: Arc::new(dir.clone()),
         };
         Ok(store)
@@ -252,9 +292,14 @@ fn check_manifest(options: &EdgeOptions) -> Result<(), StoreError> {
         schema_version: SCHEMA_VERSION,
         model_id: options.model_id.clone(),
         dimension: options.dimension,
+        bm25_avg_len: options.bm25_avg_len,
     };
-    let describe =
-        |m: &StoreManifest| format!("schema {} / model {} / {} dimensions", m.schema_version, m.model_id, m.dimension);
+    let describe = |m: &StoreManifest| {
+        format!(
+            "schema {} / model {} / {} dimensions / bm25 avg_len {}",
+            m.schema_version, m.model_id, m.dimension, m.bm25_avg_len
+        )
+    };
     let path = options.data_dir.join(MANIFEST_FILE);
     match std::fs::read(&path) {
         Ok(bytes) => {
@@ -288,50 +333,90 @@ fn check_manifest(options: &EdgeOptions) -> Result<(), StoreError> {
     }
 }
 
+fn scored(hits: Vec<ScoredPoint>) -> Result<Vec<ScoredRecord>, StoreError> {
+    hits.into_iter()
+        .map(|hit| {
+            let id = uuid_of(hit.id)?;
+            let vector = match hit.vector {
+                Some(VectorStructInternal::Named(mut named)) => match named.remove(DENSE_VECTOR) {
+                    Some(VectorInternal::Dense(v)) => v,
+                    _ => Vec::new(),
+                },
+                Some(VectorStructInternal::Single(v)) => v,
+                _ => Vec::new(),
+            };
+            if vector.is_empty() {
+                return Err(StoreError::CorruptPayload {
+                    id: id.to_string(),
+                    message: "hit without its dense vector".into(),
+                });
+            }
+            let payload = hit.payload.map(|p| p.0).unwrap_or_default().into_iter().collect();
+            let record = from_payload(&id.to_string(), payload)?;
+            Ok(ScoredRecord { id, score: hit.score, record, vector })
+        })
+        .collect()
+}
+
 #[async_trait]
 impl VectorStore for EdgeStore {
     async fn upsert(&self, points: Vec<StoredPoint>) -> Result<(), StoreError> {
         let mut rows = Vec::with_capacity(points.len());
         for point in points {
             let payload = event_payload(&point.record)?;
-            rows.push((point.id, qdrant_edge::Vectors::new_named([(DENSE_VECTOR, point.vector)]), payload));
+            let sparse = self.bm25.embed_document(&point.record.text);
+            let vectors = qdrant_edge::Vectors(VectorStructInternal::Named(
+                [
+                    (DENSE_VECTOR.to_string(), VectorInternal::Dense(point.vector)),
+                    (SPARSE_VECTOR.to_string(), VectorInternal::Sparse(sparse)),
+                ]
+                .into_iter()
+                .collect(),
+            ));
+            rows.push((point.id, vectors, payload));
         }
         self.activity.upsert(rows).await
     }
 
-    async fn search(&self, request: SearchRequest) -> Result<Vec<ScoredRecord>, StoreError> {
-        if request.scope.is_empty() {
-            return Ok(Vec::new());
+    async fn search(&self, request: SearchRequest) -> Result<Candidates, StoreError> {
+        if request.scope.is_empty() || request.limit == 0 {
+            return Ok(Candidates::default());
         }
         let filter: Filter = decode("build filter", scope_filter_json(&request.scope))?;
-        let hits = self
+        let want_dense = matches!(request.mode, RetrievalMode::Dense | RetrievalMode::Hybrid);
+        // A query without indexable terms (only stopwords) has no sparse list.
+        let sparse_query = match request.mode {
+            RetrievalMode::Sparse | RetrievalMode::Hybrid => Some(self.bm25.embed_query(&request.text)),
+            RetrievalMode::Dense => None,
+        }
+        .filter(|v| !v.indices.is_empty());
+        let (limit, exact, vector) = (request.limit, request.exact, request.vector);
+        let (dense, sparse) = self
             .activity
             .run(move |shard| {
-                shard
-                    .search(EdgeSearch {
-                        query: QueryEnum::Nearest(NamedQuery {
-                            query: VectorInternal::Dense(request.vector),
-                            using: Some(DENSE_VECTOR.to_string()),
-                        }),
-                        filter: Some(filter),
-                        params: None,
-                        limit: request.limit,
-                        offset: 0,
-                        with_payload: Some(WithPayloadInterface::Bool(true)),
-                        with_vector: None,
-                        score_threshold: None,
-                    })
-                    .map_err(backend("search"))
+                let search = |query: VectorInternal, using: &str| {
+                    shard
+                        .search(EdgeSearch {
+                            query: QueryEnum::Nearest(NamedQuery { query, using: Some(using.to_string()) }),
+                            filter: Some(filter.clone()),
+                            params: exact.then(|| SearchParams { exact: true, ..Default::default() }),
+                            limit,
+                            offset: 0,
+                            with_payload: Some(WithPayloadInterface::Bool(true)),
+                            with_vector: Some(WithVector::Selector(vec![DENSE_VECTOR.to_string()])),
+                            score_threshold: None,
+                        })
+                        .map_err(backend("search"))
+                };
+                let dense = if want_dense { search(VectorInternal::Dense(vector), DENSE_VECTOR)? } else { Vec::new() };
+                let sparse = match sparse_query {
+                    Some(query) => search(VectorInternal::Sparse(query), SPARSE_VECTOR)?,
+                    None => Vec::new(),
+                };
+                Ok((dense, sparse))
             })
             .await?;
-        hits.into_iter()
-            .map(|hit| {
-                let id = uuid_of(hit.id)?;
-                let payload = hit.payload.map(|p| p.0).unwrap_or_default().into_iter().collect();
-                let record = from_payload(&id.to_string(), payload)?;
-                Ok(ScoredRecord { id, score: hit.score, record })
-            })
-            .collect()
+        Ok(Candidates { dense: scored(dense)?, sparse: scored(sparse)? })
     }
 
     async fn count(&self, scope: Scope) -> Result<usize, StoreError> {

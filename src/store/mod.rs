@@ -14,15 +14,19 @@ mod payload;
 use async_trait::async_trait;
 use uuid::Uuid;
 
-pub use edge::{EdgeOptions, EdgeStore};
+pub use edge::{EdgeOptions, EdgeStore, DEFAULT_BM25_AVG_LEN};
 
-use crate::domain::{AccessRecord, ConsentGrant, EventRecord, Scope};
+use crate::domain::{AccessRecord, ConsentGrant, EventRecord, RetrievalMode, Scope};
 
 /// Name of the dense vector in every backend.
 pub const DENSE_VECTOR: &str = "dense";
+/// Name of the sparse BM25 vector in every backend (IDF applied by Qdrant
+/// at query time, so document vectors carry term frequencies only).
+pub const SPARSE_VECTOR: &str = "bm25";
 /// Version of the payload layout written by this build. Stored with every
 /// point so that a later layout change can be detected and migrated.
-pub const SCHEMA_VERSION: u32 = 2;
+/// 3: sparse BM25 vector and the indexed `family` field.
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// One event ready to be written.
 #[derive(Debug, Clone)]
@@ -32,19 +36,37 @@ pub struct StoredPoint {
     pub record: EventRecord,
 }
 
-/// A search hit.
+/// A search hit, with its dense vector (ranking compares hits with each
+/// other and rescores lexical hits densely).
 #[derive(Debug, Clone)]
 pub struct ScoredRecord {
     pub id: Uuid,
     pub score: f32,
     pub record: EventRecord,
+    pub vector: Vec<f32>,
 }
 
 #[derive(Debug, Clone)]
 pub struct SearchRequest {
+    /// Query embedding (dense list).
     pub vector: Vec<f32>,
+    /// Query text (sparse list; the backend turns it into BM25 terms).
+    pub text: String,
     pub scope: Scope,
+    /// Length of each candidate list.
     pub limit: usize,
+    pub mode: RetrievalMode,
+    /// Exact (brute-force) dense search instead of the ANN index; for
+    /// measuring ANN recall.
+    pub exact: bool,
+}
+
+/// The candidate lists of one query, each best first. A list the mode does
+/// not ask for is empty.
+#[derive(Debug, Clone, Default)]
+pub struct Candidates {
+    pub dense: Vec<ScoredRecord>,
+    pub sparse: Vec<ScoredRecord>,
 }
 
 /// A page of a scroll through one scope, in point-id order.
@@ -79,8 +101,8 @@ pub enum StoreError {
 pub trait VectorStore: Send + Sync + 'static {
     /// Inserts or replaces event points by id.
     async fn upsert(&self, points: Vec<StoredPoint>) -> Result<(), StoreError>;
-    /// Nearest neighbours of `request.vector` among the points of `request.scope`.
-    async fn search(&self, request: SearchRequest) -> Result<Vec<ScoredRecord>, StoreError>;
+    /// The candidate lists of `request` among the points of `request.scope`.
+    async fn search(&self, request: SearchRequest) -> Result<Candidates, StoreError>;
     /// Exact number of event points in `scope`.
     async fn count(&self, scope: Scope) -> Result<usize, StoreError>;
     /// Deletes the event points of `scope`; returns how many there were.

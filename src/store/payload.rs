@@ -19,6 +19,7 @@ pub fn event_indexes() -> Vec<(&'static str, Value)> {
         ("user_id", json!({"type": "keyword", "is_tenant": true})),
         ("source_id", json!({"type": "keyword"})),
         ("event_name", json!({"type": "keyword"})),
+        ("family", json!({"type": "keyword"})),
         ("event_time", json!({"type": "integer", "lookup": false, "range": true})),
     ]
 }
@@ -46,6 +47,7 @@ pub fn event_payload(record: &EventRecord) -> Result<Map<String, Value>, StoreEr
     map.insert("user_id".into(), json!(record.event.user_id));
     map.insert("source_id".into(), json!(record.event.source_id));
     map.insert("event_name".into(), json!(record.event.event_name));
+    map.insert("family".into(), json!(record.event.family().as_str()));
     map.insert("event_time".into(), json!(record.event.event_time));
     map.insert("schema".into(), json!(SCHEMA_VERSION));
     map.insert("record".into(), encode(record)?);
@@ -109,6 +111,9 @@ pub fn scope_filter_json(scope: &Scope) -> Value {
     }
     if !scope.event_names.is_empty() {
         must.push(json!({"key": "event_name", "match": {"any": scope.event_names}}));
+    }
+    if !scope.event_families.is_empty() {
+        must.push(json!({"key": "family", "match": {"any": scope.event_families}}));
     }
     let window = scope.time_window;
     if window.start.is_some() || window.end.is_some() {

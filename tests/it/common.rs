@@ -5,10 +5,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use context_engine::api::{ApiKeys, BearerKey};
-use context_engine::app::{self, App};
+use context_engine::app::{self, App, AppConfig};
 use context_engine::domain::{ConsentState, Purpose};
 use context_engine::embed::candle::DeviceChoice;
-use context_engine::embed::BatchConfig;
 use context_engine::engine::Engine;
 use context_engine::pb;
 use context_engine::pb::context_engine_client::ContextEngineClient;
@@ -48,8 +47,15 @@ pub fn shared_dir(what: &str) -> Option<PathBuf> {
     }
 }
 
+/// The engine configuration tests run with (CPU, default ranking).
+pub fn app_config(data_dir: &std::path::Path) -> AppConfig {
+    let mut config = AppConfig::new(model_dir(), data_dir);
+    config.device = DeviceChoice::Cpu;
+    config
+}
+
 pub fn build_app(data_dir: &std::path::Path) -> App {
-    app::build(&model_dir(), DeviceChoice::Cpu, data_dir, BatchConfig::default()).expect("engine builds")
+    app::build(&app_config(data_dir)).expect("engine builds")
 }
 
 /// A server on 127.0.0.1:0 over a fresh engine; stops when dropped.
@@ -180,7 +186,7 @@ pub fn chat(user: &str, query: &str, limit: u32) -> pb::GetContextRequest {
     pb::GetContextRequest {
         user_id: user.into(),
         query: query.into(),
-        limit,
+        max_snippets: limit,
         purpose: pb::Purpose::ChatAssistant as i32,
         ..Default::default()
     }

@@ -59,7 +59,6 @@ async fn relevant_events_first_and_never_another_users() {
         let top: Vec<&str> =
             snippets[..2].iter().map(|s| s.provenance.as_ref().unwrap().event_id.rsplit('-').next().unwrap()).collect();
         assert!(top.contains(&"flight") && top.contains(&"boots"), "{user}: top two were {top:?}: {snippets:#?}");
-        assert!(snippets.windows(2).all(|w| w[0].score >= w[1].score), "sorted by score");
     }
     let games = context(&mut client, "bob", "recommend me a game like the one I played", 1).await;
     assert_eq!(games[0].provenance.as_ref().unwrap().event_id, "bob-game");
@@ -181,7 +180,7 @@ async fn bad_requests_name_the_field_and_unknown_users_get_nothing() {
     let cases = [
         (chat("", "q", 0), "user_id"),
         (chat("u", "  ", 0), "query"),
-        (chat("u", "q", 1000), "limit"),
+        (chat("u", "q", 1000), "max_snippets"),
         (chat("u", &"x".repeat(5000), 0), "query"),
         (chat("jane@example.com", "q", 0), "user_id"),
         (pb::GetContextRequest { purpose: pb::Purpose::Unspecified as i32, ..chat("u", "q", 0) }, "purpose"),
@@ -284,13 +283,9 @@ async fn overload_is_refused_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_path_buf();
     let app = tokio::task::spawn_blocking(move || {
-        context_engine::app::build(
-            &crate::common::model_dir(),
-            context_engine::embed::candle::DeviceChoice::Cpu,
-            &path,
-            context_engine::embed::BatchConfig { queue_capacity: 1, max_batch_texts: 1 },
-        )
-        .unwrap()
+        let mut config = crate::common::app_config(&path);
+        config.batch = context_engine::embed::BatchConfig { queue_capacity: 1, max_batch_texts: 1 };
+        context_engine::app::build(&config).unwrap()
     })
     .await
     .unwrap();

@@ -1,6 +1,6 @@
 //! The Qdrant Edge store directly: user scoping, counts, reopen checks.
 
-use context_engine::domain::{point_id, ActivityEvent, EventRecord, Scope};
+use context_engine::domain::{point_id, ActivityEvent, EventRecord, RetrievalMode, Scope};
 use context_engine::store::{EdgeOptions, EdgeStore, SearchRequest, StoreError, StoredPoint, VectorStore};
 
 fn point(user: &str, id: &str, vector: Vec<f32>) -> StoredPoint {
@@ -21,7 +21,11 @@ fn point(user: &str, id: &str, vector: Vec<f32>) -> StoredPoint {
 }
 
 fn options(dir: &std::path::Path, dimension: usize) -> EdgeOptions {
-    EdgeOptions { data_dir: dir.to_path_buf(), dimension, model_id: "test-model".into() }
+    EdgeOptions { data_dir: dir.to_path_buf(), dimension, model_id: "test-model".into(), bm25_avg_len: 20.0 }
+}
+
+fn search(vector: Vec<f32>, text: &str, scope: Scope, limit: usize, mode: RetrievalMode) -> SearchRequest {
+    SearchRequest { vector, text: text.into(), scope, limit, mode, exact: false }
 }
 
 #[tokio::test]
@@ -39,11 +43,14 @@ async fn search_and_count_are_scoped_to_one_user() {
     assert_eq!(store.count(Scope::whole_user("u1")).await.unwrap(), 2);
     assert_eq!(store.count(Scope::whole_user("u2")).await.unwrap(), 1);
     assert_eq!(store.count(Scope::whole_user("u3")).await.unwrap(), 0);
-    let hits = store
-        .search(SearchRequest { vector: vec![1.0, 0.0, 0.0, 0.0], scope: Scope::whole_user("u1"), limit: 10 })
+    let found = store
+        .search(search(vec![1.0, 0.0, 0.0, 0.0], "text", Scope::whole_user("u1"), 10, RetrievalMode::Dense))
         .await
         .unwrap();
+    assert!(found.sparse.is_empty(), "dense mode asks for no sparse list");
+    let hits = found.dense;
     assert_eq!(hits.len(), 2);
+    assert_eq!(hits[0].vector, vec![1.0, 0.0, 0.0, 0.0], "hits carry their dense vector");
     assert_eq!(hits[0].record.event.event_id, "a");
     assert!((hits[0].score - 1.0).abs() < 1e-5);
     assert!(hits.iter().all(|h| h.record.event.user_id == "u1"));
@@ -93,8 +100,9 @@ async fn delete_scroll_ledger_and_access_log() {
     let empty = Scope::user_sources("u1", vec![]);
     assert_eq!(store.count(empty.clone()).await.unwrap(), 0);
     assert_eq!(store.delete(empty.clone()).await.unwrap(), 0);
-    let hits = store.search(SearchRequest { vector: vec![1.0, 0.0, 0.0, 0.0], scope: empty, limit: 5 }).await.unwrap();
-    assert!(hits.is_empty());
+    let found =
+        store.search(search(vec![1.0, 0.0, 0.0, 0.0], "text e1", empty, 5, RetrievalMode::Hybrid)).await.unwrap();
+    assert!(found.dense.is_empty() && found.sparse.is_empty());
 
     assert_eq!(store.delete(Scope::user_sources("u1", vec!["elsewhere".into()])).await.unwrap(), 0);
     assert_eq!(store.delete(Scope::whole_user("u1")).await.unwrap(), 25);
@@ -139,5 +147,48 @@ async fn delete_scroll_ledger_and_access_log() {
     assert!(store.access_log("u1".into(), 10).await.unwrap().is_empty());
     assert_eq!(store.delete_consents("u1".into()).await.unwrap(), 2);
     assert_eq!(store.consents(vec!["u2".into()]).await.unwrap().len(), 1);
+    store.close();
+}
+
+/// The sparse list is Qdrant's BM25 with IDF: a rare exact word ranks its
+/// event first whatever the dense vectors say; stopword-only queries have no
+/// sparse list; the family filter and exact search work.
+#[tokio::test]
+async fn sparse_bm25_list_and_family_filter() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EdgeStore::open(&options(dir.path(), 4)).unwrap();
+    let mut points: Vec<StoredPoint> = (0..20)
+        .map(|i| {
+            let mut p = point("u1", &format!("e{i}"), vec![1.0, 0.0, 0.0, 0.0]);
+            p.record.text = format!("Viewed running shoes model {i} at Acme");
+            p.record.event.event_name = "ViewContent".into();
+            p
+        })
+        .collect();
+    let mut rare = point("u1", "rare", vec![0.0, 1.0, 0.0, 0.0]);
+    rare.record.text = "Purchased Kestrel Ridge boots at Acme".into();
+    points.push(rare);
+    store.upsert(points).await.unwrap();
+
+    let query = |text: &str, mode| search(vec![1.0, 0.0, 0.0, 0.0], text, Scope::whole_user("u1"), 5, mode);
+    let found = store.search(query("kestrel", RetrievalMode::Sparse)).await.unwrap();
+    assert!(found.dense.is_empty());
+    assert_eq!(found.sparse.len(), 1, "only the event containing the word matches");
+    assert_eq!(found.sparse[0].record.event.event_id, "rare");
+    assert_eq!(found.sparse[0].vector, vec![0.0, 1.0, 0.0, 0.0]);
+
+    let found = store.search(query("Kestrel running shoes", RetrievalMode::Hybrid)).await.unwrap();
+    assert_eq!(found.dense.len(), 5);
+    assert_ne!(found.dense[0].record.event.event_id, "rare", "dense alone prefers the shoes");
+    assert_eq!(found.sparse[0].record.event.event_id, "rare", "IDF: the rare word outweighs common ones");
+
+    assert!(store.search(query("the and of", RetrievalMode::Sparse)).await.unwrap().sparse.is_empty());
+
+    let mut views = Scope::whole_user("u1");
+    views.event_families = vec!["purchase".into()];
+    let exact = SearchRequest { exact: true, ..search(vec![1.0, 0.0, 0.0, 0.0], "x", views, 50, RetrievalMode::Dense) };
+    let found = store.search(exact).await.unwrap();
+    assert_eq!(found.dense.len(), 1);
+    assert_eq!(found.dense[0].record.event.event_id, "rare");
     store.close();
 }
