@@ -6,6 +6,10 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 models/fetch.sh
+# The Python orchestrator example's venv and stubs (a no-op when current); with
+# them in place the example's integration test must run, never skip.
+examples/python/setup.sh
+export CONTEXT_ENGINE_REQUIRE_PYTHON_EXAMPLE=1
 shared="${CONTEXT_ENGINE_SHARED_DIR:-../shared}"
 if [ ! -f "$shared/reference/minilm_reference.jsonl" ]; then
   echo "note: $shared/reference/minilm_reference.jsonl not found: the reference parity test will print a skip line and pass (README: Test data)"

@@ -1,8 +1,11 @@
 //! Integration tests: one binary, the real model, the real Qdrant Edge store
 //! in a temporary directory, real gRPC on 127.0.0.1:0.
 
+mod budget;
 mod common;
 mod consent;
+mod example;
 mod grpc;
 mod parity;
+mod ranking;
 mod store;

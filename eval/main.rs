@@ -1,0 +1,221 @@
+//! `context-eval`: offline retrieval evaluation through the same `Engine`
+//! the service runs, in process.
+//!
+//! * `beir`: any dataset in BEIR layout (SciFact in `../shared`), dense,
+//!   sparse and hybrid retrieval, nDCG/Recall/MRR/MAP and ANN recall;
+//! * `activity`: the seeded consent-aware activity benchmark (ranking
+//!   quality, leak rate, injection pass-through, budget adherence, latency);
+//! * `compare`: two reports side by side.
+//!
+//! Every run writes `<kind>-<dataset>-<date>.{json,md}` and SVG plots under
+//! `--out` (default `eval/results/`).
+
+mod beir;
+mod engine;
+mod generator;
+mod metrics;
+mod plot;
+mod report;
+mod run_activity;
+mod run_beir;
+#[cfg(test)]
+mod smoke;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use context_engine::domain::RetrievalMode;
+use context_engine::embed::candle::DeviceChoice;
+use context_engine::rank::{Fusion, RankingOptions};
+
+use engine::EngineArgs;
+
+#[derive(Debug, Parser)]
+#[command(name = "context-eval", version, about = "Offline retrieval evaluation of the context engine")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Retrieval quality on a BEIR-layout dataset.
+    Beir(BeirCmd),
+    /// The consent-aware activity benchmark.
+    Activity(ActivityCmd),
+    /// Two reports side by side (b − a).
+    Compare {
+        a: PathBuf,
+        b: PathBuf,
+        /// Write the comparison here instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+struct Common {
+    #[arg(long, env = "CONTEXT_ENGINE_MODEL_DIR", default_value = "models/all-MiniLM-L6-v2")]
+    model_dir: PathBuf,
+    #[arg(long, env = "CONTEXT_ENGINE_DEVICE", value_enum, default_value = "auto")]
+    device: DeviceChoice,
+    /// Where reports and plots go.
+    #[arg(long, default_value = "eval/results")]
+    out: PathBuf,
+    /// Hybrid fusion of the engine under test (default: the service's, convex).
+    #[arg(long, value_enum)]
+    fusion: Option<FusionArg>,
+    /// Dense weight for `--fusion convex`.
+    #[arg(long, default_value_t = 0.7)]
+    dense_weight: f32,
+    /// Recency floor of the engine under test.
+    #[arg(long)]
+    recency_floor: Option<f32>,
+    /// MMR diversity default of the engine under test.
+    #[arg(long)]
+    diversity: Option<f32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum FusionArg {
+    Rrf,
+    Convex,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ModeArg {
+    Dense,
+    Sparse,
+    Hybrid,
+}
+
+#[derive(Debug, Args)]
+struct BeirCmd {
+    #[command(flatten)]
+    common: Common,
+    /// Dataset folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv).
+    #[arg(long, default_value = "../shared/datasets/scifact")]
+    dataset: PathBuf,
+    #[arg(long, default_value = "test")]
+    split: String,
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "dense,sparse,hybrid")]
+    modes: Vec<ModeArg>,
+    /// Only the first N judged queries.
+    #[arg(long)]
+    max_queries: Option<usize>,
+    /// Index only the judged documents of the chosen queries plus others up
+    /// to this many (a quick run; not comparable with published figures).
+    #[arg(long)]
+    max_docs: Option<usize>,
+    /// Indexed corpora are kept here and reused by later runs.
+    #[arg(long, default_value = "eval/cache")]
+    cache_dir: PathBuf,
+    /// Skip the exact-search pass that measures ANN recall.
+    #[arg(long)]
+    no_ann_recall: bool,
+}
+
+#[derive(Debug, Args)]
+struct ActivityCmd {
+    #[command(flatten)]
+    common: Common,
+    #[arg(long, default_value_t = 100)]
+    users: usize,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    #[arg(long, default_value_t = 6)]
+    queries_per_user: usize,
+    /// Keep the store here instead of a temporary folder.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+fn engine_args(c: &Common) -> EngineArgs {
+    let mut ranking = RankingOptions::default();
+    match c.fusion {
+        Some(FusionArg::Rrf) => ranking.fusion = Fusion::Rrf { k: 60.0 },
+        Some(FusionArg::Convex) => ranking.fusion = Fusion::Convex { dense_weight: c.dense_weight },
+        None => {}
+    }
+    if let Some(floor) = c.recency_floor {
+        ranking.recency_floor = floor;
+    }
+    if let Some(diversity) = c.diversity {
+        ranking.diversity = diversity;
+    }
+    EngineArgs { model_dir: c.model_dir.clone(), device: c.device, ranking }
+}
+
+/// Writes the report, its Markdown and its plots; prints where.
+fn publish(report: &report::Report, out: &Path) -> anyhow::Result<()> {
+    let (json, md) = report::write(report, out)?;
+    let stem = report.file_stem();
+    let curves = out.join(format!("{stem}-curves.svg"));
+    let latency = out.join(format!("{stem}-latency.svg"));
+    plot::plot_curves(report, &curves)?;
+    plot::plot_latency(report, &latency)?;
+    println!("{}", report::markdown(report));
+    for path in [json, md, curves, latency] {
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,qdrant_edge=error")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.command {
+        Command::Beir(cmd) => {
+            let args = run_beir::BeirArgs {
+                dataset: cmd.dataset,
+                split: cmd.split,
+                modes: cmd
+                    .modes
+                    .iter()
+                    .map(|m| match m {
+                        ModeArg::Dense => RetrievalMode::Dense,
+                        ModeArg::Sparse => RetrievalMode::Sparse,
+                        ModeArg::Hybrid => RetrievalMode::Hybrid,
+                    })
+                    .collect(),
+                max_queries: cmd.max_queries,
+                max_docs: cmd.max_docs,
+                cache_dir: cmd.cache_dir,
+                ann_recall: !cmd.no_ann_recall,
+            };
+            let report = runtime.block_on(run_beir::run(&args, &engine_args(&cmd.common)))?;
+            publish(&report, &cmd.common.out)
+        }
+        Command::Activity(cmd) => {
+            let args = run_activity::ActivityArgs {
+                config: generator::GenConfig {
+                    seed: cmd.seed,
+                    users: cmd.users,
+                    queries_per_user: cmd.queries_per_user,
+                    ..Default::default()
+                },
+                data_dir: cmd.data_dir,
+            };
+            let report = runtime.block_on(run_activity::run(&args, &engine_args(&cmd.common)))?;
+            publish(&report, &cmd.common.out)
+        }
+        Command::Compare { a, b, out } => {
+            let text = report::compare(&report::read(&a)?, &report::read(&b)?);
+            match out {
+                Some(path) => std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display())),
+                None => {
+                    println!("{text}");
+                    Ok(())
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! The evaluation's fast subset, run by `cargo test`: a small activity
+//! benchmark (leak rate must be 0, the budget always held, the ranking at
+//! least as good as plain dense top-k) and a SciFact subset (sane nDCG for
+//! every mode), through the real model and store.
+
+use std::path::PathBuf;
+
+use crate::engine::EngineArgs;
+use crate::generator::GenConfig;
+use crate::{run_activity, run_beir};
+use context_engine::domain::RetrievalMode;
+use context_engine::embed::candle::DeviceChoice;
+
+fn engine_args() -> EngineArgs {
+    let model_dir = std::env::var_os("CONTEXT_ENGINE_MODEL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/all-MiniLM-L6-v2"));
+    EngineArgs { model_dir, device: DeviceChoice::Cpu, ranking: Default::default() }
+}
+
+fn metric(report: &crate::report::Report, mode: &str, name: &str) -> f64 {
+    report.run(mode).and_then(|r| r.metrics.get(name).copied()).unwrap_or_else(|| panic!("{mode} {name} missing"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn activity_benchmark_small() {
+    let args = run_activity::ActivityArgs {
+        config: GenConfig { users: 12, events_per_user: (20, 40), queries_per_user: 4, ..Default::default() },
+        data_dir: None,
+    };
+    let report = run_activity::run(&args, &engine_args()).await.expect("activity benchmark runs");
+    for run in &report.runs {
+        assert_eq!(run.metrics["leak_rate"], 0.0, "{}: leaks", run.mode);
+        assert_eq!(run.metrics["budget_adherence"], 1.0, "{}: over budget", run.mode);
+        assert!(run.metrics["ndcg@10"] > 0.2, "{}: nDCG@10 {}", run.mode, run.metrics["ndcg@10"]);
+    }
+    let (dense, ranked) = (metric(&report, "dense-topk", "ndcg@10"), metric(&report, "ranked", "ndcg@10"));
+    println!("activity smoke: dense-topk nDCG@10 {dense:.4}, ranked {ranked:.4}");
+    assert!(ranked >= dense - 0.02, "ranking fell behind plain dense top-k: {ranked} vs {dense}");
+    let dir = tempfile::tempdir().unwrap();
+    let (json, _) = crate::report::write(&report, dir.path()).unwrap();
+    assert_eq!(crate::report::read(&json).unwrap(), report, "report round-trips");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scifact_subset() {
+    let shared = std::env::var_os("CONTEXT_ENGINE_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"));
+    let dataset = shared.join("datasets/scifact");
+    if !dataset.join("corpus.jsonl").exists() {
+        println!("skipped: {} not found; set CONTEXT_ENGINE_SHARED_DIR (README, \"Test data\")", dataset.display());
+        return;
+    }
+    let cache = tempfile::tempdir().unwrap();
+    let args = run_beir::BeirArgs {
+        dataset,
+        split: "test".into(),
+        modes: vec![RetrievalMode::Dense, RetrievalMode::Sparse, RetrievalMode::Hybrid],
+        max_queries: Some(30),
+        max_docs: Some(300),
+        cache_dir: cache.path().to_path_buf(),
+        ann_recall: true,
+    };
+    let report = run_beir::run(&args, &engine_args()).await.expect("beir subset runs");
+    for mode in ["dense", "sparse", "hybrid"] {
+        let ndcg = metric(&report, mode, "ndcg@10");
+        println!("scifact subset (30 queries, 300 docs): {mode} nDCG@10 {ndcg:.4}");
+        assert!((0.5..=1.0).contains(&ndcg), "{mode}: nDCG@10 {ndcg}");
+        assert!(metric(&report, mode, "recall@100") >= metric(&report, mode, "recall@10"));
+    }
+    assert!(metric(&report, "dense", "ann_recall@100") > 0.95);
+}
