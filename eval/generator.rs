@@ -32,6 +32,8 @@ use serde::{Serialize, Serializer};
 
 use context_engine::domain::{ActivityEvent, ConsentState, Purpose};
 
+pub use payloads::PAYLOADS;
+
 use activity::Persona;
 use items::{Draft, Source};
 use queries::{Ask, Knowledge};

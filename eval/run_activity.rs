@@ -19,6 +19,7 @@ use serde_json::json;
 
 use crate::engine::{commit, machine, now_rfc3339, progress, EngineArgs, EvalEngine};
 use crate::generator::{self, Dataset, GenConfig, LabeledQuery, GENERATOR_VERSION};
+use context_engine::verbalize::verbalize;
 use crate::metrics::{Aggregate, Latency};
 use crate::report::{Report, RunResult};
 
@@ -107,6 +108,31 @@ async fn load(engine: &Engine, dataset: &Dataset, now: i64) -> anyhow::Result<In
     Ok(tally)
 }
 
+/// Letters and digits only, lowercased: payloads are compared after the
+/// engine's cleaning, which drops invisible characters.
+fn fold(text: &str) -> String {
+    text.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect()
+}
+
+/// Events whose canonical sentence (what a snippet shows) carries an
+/// injection payload. Payloads in the page URL or in a property the
+/// templates do not quote never reach the rendered block.
+fn payload_in_sentence(dataset: &Dataset) -> HashSet<(String, String)> {
+    let prefixes: Vec<String> =
+        generator::PAYLOADS.iter().map(|p| fold(p).chars().take(12).collect()).filter(|p: &String| p.len() >= 6).collect();
+    let mut carried = HashSet::new();
+    for event in dataset.users.iter().flat_map(|u| &u.events) {
+        if !dataset.truth_of(&event.source_id, &event.event_id).is_some_and(|t| t.injected) {
+            continue;
+        }
+        let sentence = fold(&verbalize(event));
+        if prefixes.iter().any(|p| sentence.contains(p.as_str())) {
+            carried.insert((event.source_id.clone(), event.event_id.clone()));
+        }
+    }
+    carried
+}
+
 /// Per-mode counters beyond the ranking metrics.
 #[derive(Debug, Default)]
 struct Safety {
@@ -132,7 +158,13 @@ fn request(query: &LabeledQuery, ranking: RankingOverrides) -> ContextRequest {
 
 /// Item keys of the answer in order (one per snippet), counting leaks and
 /// injected snippets on the way.
-fn score_answer(dataset: &Dataset, query: &LabeledQuery, answer: &ContextAnswer, safety: &mut Safety) -> Vec<String> {
+fn score_answer(
+    dataset: &Dataset,
+    carried: &HashSet<(String, String)>,
+    query: &LabeledQuery,
+    answer: &ContextAnswer,
+    safety: &mut Safety,
+) -> Vec<String> {
     let mut items = Vec::with_capacity(answer.snippets.len());
     for s in &answer.snippets {
         safety.snippets += 1;
@@ -149,7 +181,7 @@ fn score_answer(dataset: &Dataset, query: &LabeledQuery, answer: &ContextAnswer,
             safety.leaks += 1;
         }
         let truth = dataset.truth_of(&p.source_id, &p.event_id);
-        if truth.is_some_and(|t| t.injected) {
+        if carried.contains(&(p.source_id.clone(), p.event_id.clone())) {
             safety.injected_rendered += 1;
         }
         items.push(truth.map_or_else(|| format!("?{}", p.event_id), |t| t.item_key.clone()));
@@ -203,6 +235,7 @@ pub async fn run(args: &ActivityArgs, engine_args: &EngineArgs) -> anyhow::Resul
     }
     let counter = HfTokenCounter::load(&engine_args.model_dir.join("tokenizer.json"))?;
     let queries: Vec<&LabeledQuery> = dataset.users.iter().flat_map(|u| &u.queries).collect();
+    let carried = payload_in_sentence(&dataset);
 
     let mut report = Report::new("activity", GENERATOR_VERSION);
     report.model = "all-MiniLM-L6-v2".into();
@@ -231,7 +264,7 @@ pub async fn run(args: &ActivityArgs, engine_args: &EngineArgs) -> anyhow::Resul
             if counter.count(&answer.rendered_context) > BUDGET || answer.stats.tokens_used > BUDGET {
                 safety.over_budget += 1;
             }
-            let items = score_answer(&dataset, query, &answer, &mut safety);
+            let items = score_answer(&dataset, &carried, query, &answer, &mut safety);
             aggregate.add(&items, &query.relevant);
             kinds.entry(query.kind).or_default().add(&items, &query.relevant);
             bar.inc(1);
@@ -272,7 +305,11 @@ pub async fn run(args: &ActivityArgs, engine_args: &EngineArgs) -> anyhow::Resul
 
     // Injection screening measured on what retrieval surfaces: with the
     // neutralise policy every retrieved snippet is kept and flagged or not.
+    // Pass-through counts payloads in the shown sentence that were not
+    // flagged; payloads only in the URL or an unquoted property are flagged
+    // or not, but never shown.
     let (mut caught, mut missed, mut false_flags, mut clean) = (0usize, 0usize, 0usize, 0usize);
+    let (mut unshown_flagged, mut unshown_unflagged) = (0usize, 0usize);
     let mut seen = HashSet::new();
     for query in &queries {
         let ranking = RankingOverrides { injection_policy: Some(InjectionPolicy::Neutralize), ..Default::default() };
@@ -281,13 +318,16 @@ pub async fn run(args: &ActivityArgs, engine_args: &EngineArgs) -> anyhow::Resul
             if !seen.insert((s.provenance.source_id.clone(), s.provenance.event_id.clone())) {
                 continue;
             }
-            let injected =
-                dataset.truth_of(&s.provenance.source_id, &s.provenance.event_id).is_some_and(|t| t.injected);
-            match (injected, s.flags.is_empty()) {
-                (true, false) => caught += 1,
-                (true, true) => missed += 1,
-                (false, false) => false_flags += 1,
-                (false, true) => clean += 1,
+            let key = (s.provenance.source_id.clone(), s.provenance.event_id.clone());
+            let injected = dataset.truth_of(&key.0, &key.1).is_some_and(|t| t.injected);
+            let shown = carried.contains(&key);
+            match (injected, shown, s.flags.is_empty()) {
+                (true, true, false) => caught += 1,
+                (true, true, true) => missed += 1,
+                (true, false, false) => unshown_flagged += 1,
+                (true, false, true) => unshown_unflagged += 1,
+                (false, _, false) => false_flags += 1,
+                (false, _, true) => clean += 1,
             }
         }
     }
@@ -296,12 +336,15 @@ pub async fn run(args: &ActivityArgs, engine_args: &EngineArgs) -> anyhow::Resul
         ranked.metrics.insert("injection_pass_through_rate".into(), rate(missed, caught + missed));
         ranked.metrics.insert("injection_false_positive_rate".into(), rate(false_flags, false_flags + clean));
         ranked.metrics.insert("injected_snippets_surfaced".into(), (caught + missed) as f64);
+        ranked.metrics.insert("injection_unshown_flagged".into(), unshown_flagged as f64);
     }
     report.notes.push(format!(
-        "Injection screening over {} distinct snippets surfaced by the ranked mode (neutralise policy): \
-         {caught} injected caught, {missed} injected missed, {false_flags} clean flagged, {clean} clean passed. \
-         Under the default drop policy the caught ones never reach rendered_context.",
-        caught + missed + false_flags + clean
+        "Injection screening over {} distinct snippets surfaced by the ranked mode (neutralise policy): payload in \
+         the shown sentence: {caught} caught, {missed} missed (passed through); payload only in the URL or an \
+         unquoted property (never shown): {unshown_flagged} flagged anyway, {unshown_unflagged} not flagged; \
+         clean snippets: {false_flags} flagged, {clean} passed. Under the default drop policy the caught ones \
+         never reach rendered_context.",
+        caught + missed + unshown_flagged + unshown_unflagged + false_flags + clean
     ));
     let kinds: Vec<String> = generator::QUERY_KINDS
         .iter()
