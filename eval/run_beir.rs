@@ -169,6 +169,7 @@ pub async fn run(args: &BeirArgs, engine_args: &EngineArgs) -> anyhow::Result<Re
         "max_docs": args.max_docs,
         "bm25_avg_len": avg_len,
         "candidates_per_list": MAX_K,
+        "fusion": format!("{:?}", engine.ranking().fusion),
         "ranking": "recency, collapse and diversity off; top 100 scored",
         "indexed_now": missing.len(),
         "index_seconds": (index_secs * 10.0).round() / 10.0,
