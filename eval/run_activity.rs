@@ -19,9 +19,9 @@ use serde_json::json;
 
 use crate::engine::{commit, machine, now_rfc3339, progress, EngineArgs, EvalEngine};
 use crate::generator::{self, Dataset, GenConfig, LabeledQuery, GENERATOR_VERSION};
-use context_engine::verbalize::verbalize;
 use crate::metrics::{Aggregate, Latency};
 use crate::report::{Report, RunResult};
+use context_engine::verbalize::verbalize;
 
 /// Snippets asked for per chat turn, and the token budget.
 const SNIPPETS: usize = 10;
@@ -118,8 +118,11 @@ fn fold(text: &str) -> String {
 /// injection payload. Payloads in the page URL or in a property the
 /// templates do not quote never reach the rendered block.
 fn payload_in_sentence(dataset: &Dataset) -> HashSet<(String, String)> {
-    let prefixes: Vec<String> =
-        generator::PAYLOADS.iter().map(|p| fold(p).chars().take(12).collect()).filter(|p: &String| p.len() >= 6).collect();
+    let prefixes: Vec<String> = generator::PAYLOADS
+        .iter()
+        .map(|p| fold(p).chars().take(12).collect())
+        .filter(|p: &String| p.len() >= 6)
+        .collect();
     let mut carried = HashSet::new();
     for event in dataset.users.iter().flat_map(|u| &u.events) {
         if !dataset.truth_of(&event.source_id, &event.event_id).is_some_and(|t| t.injected) {
