@@ -223,11 +223,12 @@ async fn query(args: QueryArgs) -> Result<()> {
     let stats = response.stats.unwrap_or_default();
     let lat = stats.latency.unwrap_or_default();
     println!(
-        "{} snippets, {}/{} tokens in {ms:.1} ms (server: embed {} µs, search {} µs, rank {} µs, render {} µs); \
+        "{} snippets, {}/{} tokens in {ms:.1} ms (server {} µs: embed {} µs, search {} µs, rank {} µs, render {} µs); \
          {} candidates, {} collapsed, {} held back by consent, {} dropped as injection, {} over budget",
         response.snippets.len(),
         stats.tokens_used,
         stats.token_budget,
+        lat.total_us,
         lat.embed_us,
         lat.search_us,
         lat.rank_us,

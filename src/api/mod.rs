@@ -16,7 +16,6 @@ use std::future::Future;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::engine::Engine;
 use crate::pb::context_engine_server::ContextEngineServer;
@@ -69,7 +68,12 @@ pub async fn serve(
         .add_service(reflection)
         .add_service(tonic::service::interceptor::InterceptedService::new(service, intercept.clone()))
         .add_service(tonic::service::interceptor::InterceptedService::new(privacy, intercept))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(
+            // Without TCP_NODELAY a small response waits for the client's
+            // delayed ACK (Nagle): ~40 ms added to every unary call.
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            shutdown,
+        )
         .await?;
     Ok(())
 }
