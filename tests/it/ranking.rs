@@ -263,3 +263,29 @@ async fn budget_rendering_and_injection_policy() {
     assert!(err.message().contains("event_families"), "{}", err.message());
     server.stop().await;
 }
+
+/// The budget can be counted with another model's tokenizer.json; a missing
+/// one stops the engine from starting with the path in the message.
+#[tokio::test(flavor = "multi_thread")]
+async fn budget_tokenizer_is_configurable() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = crate::common::app_config(dir.path());
+    config.budget_tokenizer = Some(dir.path().join("missing-tokenizer.json"));
+    let err = tokio::task::spawn_blocking(move || context_engine::app::build(&config).err()).await.unwrap();
+    let message = err.expect("a missing budget tokenizer is refused").to_string();
+    assert!(message.contains("missing-tokenizer.json"), "{message}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = crate::common::app_config(dir.path());
+    config.budget_tokenizer = Some(crate::common::model_dir().join("tokenizer.json"));
+    let app = tokio::task::spawn_blocking(move || context_engine::app::build(&config).unwrap()).await.unwrap();
+    let server = TestServer::serve(app).await;
+    server.grant("ada", &["shop"], Purpose::ChatAssistant).await;
+    let mut client = server.client().await;
+    ingest(&mut client, vec![ev("ada", "shop", "ada-1", "Purchase", "Tea kettle")]).await;
+    let mut request = chat("ada", "kettle", 1);
+    request.max_tokens = 80;
+    let r = ask(&mut client, request).await;
+    assert!(r.stats.unwrap().tokens_used <= 80);
+    server.stop().await;
+}
