@@ -131,7 +131,13 @@ struct ActivityCmd {
     data_dir: Option<PathBuf>,
 }
 
-fn engine_args(c: &Common) -> EngineArgs {
+fn unit(flag: &str, v: f32) -> anyhow::Result<f32> {
+    anyhow::ensure!((0.0..=1.0).contains(&v), "--{flag}: expected a number in [0, 1], got {v}");
+    Ok(v)
+}
+
+fn engine_args(c: &Common) -> anyhow::Result<EngineArgs> {
+    unit("dense-weight", c.dense_weight)?;
     let mut ranking = RankingOptions::default();
     match c.fusion {
         Some(FusionArg::Rrf) => ranking.fusion = Fusion::Rrf { k: 60.0 },
@@ -139,12 +145,12 @@ fn engine_args(c: &Common) -> EngineArgs {
         None => {}
     }
     if let Some(floor) = c.recency_floor {
-        ranking.recency_floor = floor;
+        ranking.recency_floor = unit("recency-floor", floor)?;
     }
     if let Some(diversity) = c.diversity {
-        ranking.diversity = diversity;
+        ranking.diversity = unit("diversity", diversity)?;
     }
-    EngineArgs { model_dir: c.model_dir.clone(), device: c.device, ranking }
+    Ok(EngineArgs { model_dir: c.model_dir.clone(), device: c.device, ranking })
 }
 
 /// Writes the report, its Markdown and its plots; prints where.
@@ -191,7 +197,7 @@ fn main() -> anyhow::Result<()> {
                 cache_dir: cmd.cache_dir,
                 ann_recall: !cmd.no_ann_recall,
             };
-            let report = runtime.block_on(run_beir::run(&args, &engine_args(&cmd.common)))?;
+            let report = runtime.block_on(run_beir::run(&args, &engine_args(&cmd.common)?))?;
             publish(&report, &cmd.common.out)
         }
         Command::Activity(cmd) => {
@@ -204,7 +210,7 @@ fn main() -> anyhow::Result<()> {
                 },
                 data_dir: cmd.data_dir,
             };
-            let report = runtime.block_on(run_activity::run(&args, &engine_args(&cmd.common)))?;
+            let report = runtime.block_on(run_activity::run(&args, &engine_args(&cmd.common)?))?;
             publish(&report, &cmd.common.out)
         }
         Command::Compare { a, b, out } => {

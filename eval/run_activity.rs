@@ -218,7 +218,15 @@ pub async fn run(args: &ActivityArgs, engine_args: &EngineArgs) -> anyhow::Resul
     // A kept store that already holds exactly this dataset is reused.
     let marker = dir.join("context-eval-activity.json");
     let fingerprint = serde_json::to_string(&json!({"generator": GENERATOR_VERSION, "config": config}))?;
-    let tally = if std::fs::read_to_string(&marker).is_ok_and(|m| m == fingerprint) {
+    let reusable = std::fs::read_to_string(&marker).is_ok_and(|m| m == fingerprint);
+    if args.data_dir.is_some() && !reusable && marker.exists() {
+        bail!(
+            "{} holds another activity dataset ({}); remove it or choose another --data-dir",
+            dir.display(),
+            marker.display()
+        );
+    }
+    let tally = if reusable {
         eprintln!("reusing the ingested store in {}", dir.display());
         IngestTally { accepted: stats.events - stats.ldu_events, rejected_ldu: stats.ldu_events, rejected_other: 0 }
     } else {

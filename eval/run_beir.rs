@@ -72,11 +72,18 @@ fn avg_len(dataset: &BeirDataset) -> f64 {
     (mean * 10.0).round() / 10.0
 }
 
-/// A cache folder per dataset, model and exact document set.
+/// Bump when what is indexed per document changes (text, event shape).
+const CACHE_FORMAT: &str = "beir-cache-v1";
+
+/// A cache folder per dataset, model and exact document set (ids and the
+/// texts embedded), so a changed corpus never reuses stale vectors.
 fn cache_dir(args: &BeirArgs, dataset: &BeirDataset, model: &str) -> PathBuf {
     let mut hash = Sha256::new();
+    hash.update(CACHE_FORMAT.as_bytes());
     for doc in &dataset.docs {
         hash.update(doc.id.as_bytes());
+        hash.update([0]);
+        hash.update(doc.embed_text().as_bytes());
         hash.update([0]);
     }
     let fingerprint = hex::encode(&hash.finalize()[..6]);

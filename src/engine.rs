@@ -117,9 +117,11 @@ pub struct ContextRequest {
 pub struct ContextStats {
     /// Distinct events the candidate lists returned.
     pub candidates: usize,
-    /// The user's events matching the request's filters that consent kept
-    /// out (their source is not permitted for the purpose).
-    pub consent_excluded: usize,
+    /// Candidates the consent post-check removed: 0 unless the store's
+    /// filter failed (each one also raises an alarm). How much of the
+    /// person's activity is held back for this purpose is deliberately not
+    /// reported: the count would reveal activity they did not permit for it.
+    pub consent_removed: usize,
     pub below_min_score: usize,
     /// Events merged into another event's snippet.
     pub collapsed: usize,
@@ -127,7 +129,8 @@ pub struct ContextStats {
     pub flagged: usize,
     /// Snippets dropped for injection signals.
     pub dropped_injection: usize,
-    /// Snippets that did not fit the budget or the snippet limit.
+    /// Snippets that did not fit the token budget (those past
+    /// `max_snippets` are not counted).
     pub dropped_budget: usize,
     pub tokens_used: usize,
     pub token_budget: usize,
@@ -324,6 +327,8 @@ impl Engine {
             valid.iter().map(|(_, _, e)| e.user_id.clone()).collect::<HashSet<_>>().into_iter().collect();
         let snapshots = self.snapshots(users.clone()).await?;
         let mut admitted = Vec::new();
+        // A re-sent event now flagged LDU withdraws the copy stored earlier.
+        let mut withdrawn = Vec::new();
         for (index, id, event) in valid {
             let decision =
                 snapshots.get(&event.user_id).map_or(Err(IngestDenial::NoConsent), |s| s.ingest_decision(&event));
@@ -333,8 +338,16 @@ impl Engine {
                     let record = EventRecord { content_hash: content_hash(&event), event, text, ingested_at: now };
                     admitted.push((index, id, record));
                 }
-                Err(denial) => outcomes[index] = Some(denied(denial, &event)),
+                Err(denial) => {
+                    if denial == IngestDenial::LimitedDataUse {
+                        withdrawn.push(id);
+                    }
+                    outcomes[index] = Some(denied(denial, &event));
+                }
             }
+        }
+        if !withdrawn.is_empty() {
+            self.store.delete_ids(withdrawn).await?;
         }
         if !admitted.is_empty() {
             let texts = admitted.iter().map(|(_, _, r)| r.text.clone()).collect();
@@ -496,34 +509,37 @@ impl Engine {
         stats.embed_us = micros(t);
 
         let t = Instant::now();
-        let mut everything = Scope::whole_user(&query.user_id);
-        everything.event_names = scope.event_names.clone();
-        everything.event_families = scope.event_families.clone();
-        everything.time_window = scope.time_window;
         let search = SearchRequest {
             vector: vector.clone(),
             text: query.text.clone(),
-            scope: scope.clone(),
+            scope,
             limit: options.candidates.max(query.limit),
             mode: options.mode,
             exact,
         };
-        let (found, in_scope, in_total) =
-            tokio::try_join!(self.store.search(search), self.store.count(scope), self.store.count(everything))?;
+        let found = self.store.search(search).await?;
         stats.search_us = micros(t);
-        stats.consent_excluded = in_total.saturating_sub(in_scope);
 
-        let t = Instant::now();
-        let candidates = merge(&query.user_id, permitted, found);
-        let ranking = rank::rank(&vector, candidates, options, now);
-        stats.candidates = ranking.stats.candidates;
-        stats.below_min_score = ranking.stats.below_min_score;
-        stats.collapsed = ranking.stats.collapsed;
-        stats.rank_us = micros(t);
-
-        let t = Instant::now();
-        let packed = rank::pack(&ranking, query.limit, query.max_tokens, options.injection_policy, &*self.counter);
-        stats.render_us = micros(t);
+        let (candidates, removed) = merge(&query.user_id, permitted, found);
+        stats.consent_removed = removed;
+        // Ranking and packing are CPU work (screening, tokenising, MMR):
+        // off the async runtime, so one large request cannot stall others.
+        let (options, limit, max_tokens, counter) = (*options, query.limit, query.max_tokens, self.counter.clone());
+        let (ranking_stats, packed, rank_us, render_us) = tokio::task::spawn_blocking(move || {
+            let t = Instant::now();
+            let ranking = rank::rank(&vector, candidates, &options, now);
+            let rank_us = micros(t);
+            let t = Instant::now();
+            let packed = rank::pack(&ranking, limit, max_tokens, options.injection_policy, &*counter);
+            (ranking.stats, packed, rank_us, micros(t))
+        })
+        .await
+        .map_err(|e| EngineError::Store(StoreError::Backend { operation: "rank", message: e.to_string() }))?;
+        stats.candidates = ranking_stats.candidates;
+        stats.below_min_score = ranking_stats.below_min_score;
+        stats.collapsed = ranking_stats.collapsed;
+        stats.rank_us = rank_us;
+        stats.render_us = render_us;
         stats.flagged = packed.flagged;
         stats.dropped_injection = packed.dropped_injection;
         stats.dropped_budget = packed.dropped_budget;
@@ -687,8 +703,9 @@ impl Engine {
 }
 
 /// One candidate per distinct point, with its rank in each list; hits that
-/// fail the consent post-check never reach ranking.
-fn merge(user_id: &str, permitted: &BTreeMap<String, u64>, found: Candidates) -> Vec<Candidate> {
+/// fail the consent post-check never reach ranking (returned: how many).
+fn merge(user_id: &str, permitted: &BTreeMap<String, u64>, found: Candidates) -> (Vec<Candidate>, usize) {
+    let mut removed = 0;
     let mut out: Vec<Candidate> = Vec::with_capacity(found.dense.len() + found.sparse.len());
     let mut index: HashMap<Uuid, usize> = HashMap::new();
     let lists = [(true, found.dense), (false, found.sparse)];
@@ -699,6 +716,7 @@ fn merge(user_id: &str, permitted: &BTreeMap<String, u64>, found: Candidates) ->
                 verdict => {
                     // The store filter should have made this impossible.
                     tracing::error!(alarm = "consent_post_check", ?verdict, point = %id, "hit dropped");
+                    removed += 1;
                     continue;
                 }
             };
@@ -722,7 +740,7 @@ fn merge(user_id: &str, permitted: &BTreeMap<String, u64>, found: Candidates) ->
             }
         }
     }
-    out
+    (out, removed)
 }
 
 fn denied(denial: IngestDenial, event: &ActivityEvent) -> EventOutcome {

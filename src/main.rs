@@ -224,7 +224,7 @@ async fn query(args: QueryArgs) -> Result<()> {
     let lat = stats.latency.unwrap_or_default();
     println!(
         "{} snippets, {}/{} tokens in {ms:.1} ms (server {} µs: embed {} µs, search {} µs, rank {} µs, render {} µs); \
-         {} candidates, {} collapsed, {} held back by consent, {} dropped as injection, {} over budget",
+         {} candidates, {} collapsed, {} removed by the consent post-check, {} dropped as injection, {} over budget",
         response.snippets.len(),
         stats.tokens_used,
         stats.token_budget,
@@ -235,7 +235,7 @@ async fn query(args: QueryArgs) -> Result<()> {
         lat.render_us,
         stats.candidates,
         stats.collapsed,
-        stats.consent_excluded,
+        stats.consent_removed,
         stats.dropped_injection,
         stats.dropped_budget
     );

@@ -234,7 +234,7 @@ fn stats_to_pb(s: ContextStats) -> pb::ContextStats {
     let n = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
     pb::ContextStats {
         candidates: n(s.candidates),
-        consent_excluded: n(s.consent_excluded),
+        consent_removed: n(s.consent_removed),
         below_min_score: n(s.below_min_score),
         collapsed: n(s.collapsed),
         flagged: n(s.flagged),

@@ -181,13 +181,17 @@ async fn recency_collapse_and_stats() {
     assert_eq!(games.snippets[0].occurrences, 7, "{:?}", games.snippets);
     assert!(games.snippets[0].text.contains("7 times"));
 
-    // Consent held back: a source not granted for this purpose is counted.
+    // A source granted only for another purpose stays out, and the stats do
+    // not reveal that it exists (no count of held-back activity).
+    let before = ask(&mut client, chat("rui", "cinema tickets", 3)).await;
     server.grant("rui", &["cinema"], Purpose::FeedRanking).await;
     let r = ingest(&mut client, vec![ev("rui", "cinema", "rui-film", "Purchase", "Cinema tickets")]).await;
     assert_eq!(r.accepted, 1);
-    let all = ask(&mut client, chat("rui", "cinema tickets", 3)).await;
-    assert!(!ids(&all).contains(&"rui-film".to_string()));
-    assert_eq!(all.stats.unwrap().consent_excluded, 1);
+    let after = ask(&mut client, chat("rui", "cinema tickets", 3)).await;
+    assert!(!ids(&after).contains(&"rui-film".to_string()));
+    let (b, a) = (before.stats.unwrap(), after.stats.unwrap());
+    assert_eq!((b.candidates, b.consent_removed), (a.candidates, a.consent_removed), "{b:?} vs {a:?}");
+    assert_eq!(ids(&before), ids(&after));
     server.stop().await;
 }
 
@@ -287,5 +291,23 @@ async fn budget_tokenizer_is_configurable() {
     request.max_tokens = 80;
     let r = ask(&mut client, request).await;
     assert!(r.stats.unwrap().tokens_used <= 80);
+    server.stop().await;
+}
+
+/// An event re-sent with the LDU flag withdraws the copy stored earlier.
+#[tokio::test(flavor = "multi_thread")]
+async fn ldu_resend_withdraws_the_stored_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let mut client = server.client().await;
+    server.grant("lea", &["shop"], Purpose::ChatAssistant).await;
+    let event = ev("lea", "shop", "lea-1", "Purchase", "Garden hose");
+    assert_eq!(ingest(&mut client, vec![event.clone()]).await.accepted, 1);
+    assert_eq!(ids(&ask(&mut client, chat("lea", "garden hose", 3)).await), ["lea-1"]);
+    let mut flagged = event;
+    flagged.data_processing_options = vec!["LDU".into()];
+    let r = ingest(&mut client, vec![flagged]).await;
+    assert_eq!(r.rejected, 1);
+    assert!(ask(&mut client, chat("lea", "garden hose", 3)).await.snippets.is_empty());
     server.stop().await;
 }
