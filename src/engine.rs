@@ -517,8 +517,10 @@ impl Engine {
             mode: options.mode,
             exact,
         };
+        let list_len = search.limit;
         let found = self.store.search(search).await?;
         stats.search_us = micros(t);
+        let lists_full = found.dense.len() >= list_len || found.sparse.len() >= list_len;
 
         let (candidates, removed) = merge(&query.user_id, permitted, found);
         stats.consent_removed = removed;
@@ -527,7 +529,8 @@ impl Engine {
         let (options, limit, max_tokens, counter) = (*options, query.limit, query.max_tokens, self.counter.clone());
         let (ranking_stats, packed, rank_us, render_us) = tokio::task::spawn_blocking(move || {
             let t = Instant::now();
-            let ranking = rank::rank(&vector, candidates, &options, now);
+            let mut ranking = rank::rank(&vector, candidates, &options, now);
+            ranking.lists_full = lists_full;
             let rank_us = micros(t);
             let t = Instant::now();
             let packed = rank::pack(&ranking, limit, max_tokens, options.injection_policy, &*counter);

@@ -90,8 +90,10 @@ pub struct Snippet {
     pub family: String,
     /// Provenance of the most recent event the snippet stands for.
     pub provenance: Provenance,
-    /// How many stored events the snippet stands for (> 1 when repeats
-    /// were collapsed) and when the first of them happened.
+    /// How many retrieved events the snippet stands for (> 1 when repeats
+    /// were collapsed) and when the first of them happened. Counted among
+    /// the candidates: when a candidate list came back full, the store may
+    /// hold more repeats, and the text then says "at least N times".
     pub occurrences: u32,
     pub first_event_time: i64,
     /// Event ids of the other events collapsed into this snippet.

@@ -60,6 +60,9 @@ pub struct Ranking {
     /// Indexes into `groups`, best first.
     pub order: Vec<usize>,
     pub stats: RankStats,
+    /// Set by the caller when a candidate list came back full (see
+    /// `pack::PackRequest::lists_full`).
+    pub lists_full: bool,
 }
 
 /// Steps 1-4 of the pipeline.
@@ -75,7 +78,7 @@ pub fn rank(query: &[f32], candidates: Vec<Candidate>, options: &RankingOptions,
         below_min_score: total - candidates.len(),
         collapsed: candidates.len() - groups.len(),
     };
-    Ranking { candidates, groups, order, stats }
+    Ranking { candidates, groups, order, stats, lists_full: false }
 }
 
 /// Step 5: screening, packing and rendering.
@@ -94,6 +97,7 @@ pub fn pack(
             max_snippets,
             max_tokens,
             policy,
+            lists_full: ranking.lists_full,
         },
         counter,
     )

@@ -45,6 +45,9 @@ pub struct PackRequest<'a> {
     pub max_snippets: usize,
     pub max_tokens: usize,
     pub policy: InjectionPolicy,
+    /// A candidate list was cut at its length, so a group may have more
+    /// repeats in the store than it holds: counts then say "at least".
+    pub lists_full: bool,
 }
 
 fn date(unix: i64) -> String {
@@ -53,14 +56,15 @@ fn date(unix: i64) -> String {
 
 /// The sentence of a group: the latest event's, with how often and when
 /// first when repeats were collapsed.
-fn sentence(candidates: &[Candidate], group: &Group) -> String {
+fn sentence(candidates: &[Candidate], group: &Group, lists_full: bool) -> String {
     let latest = &candidates[group.latest()].record;
     let n = group.members.len();
     if n == 1 {
         return latest.text.clone();
     }
     let first = group.members.iter().map(|&m| candidates[m].record.event.event_time).min().unwrap_or(0);
-    format!("{} ({n} times since {}, last on {})", latest.text, date(first), date(latest.event.event_time))
+    let at_least = if lists_full { "at least " } else { "" };
+    format!("{} ({at_least}{n} times since {}, last on {})", latest.text, date(first), date(latest.event.event_time))
 }
 
 #[derive(Clone)]
@@ -93,7 +97,7 @@ fn render_lines(candidates: &[Candidate], groups: &[Group], lines: &[Line]) -> S
 }
 
 pub fn pack(request: PackRequest<'_>, counter: &dyn CountTokens) -> Packed {
-    let PackRequest { candidates, groups, order, max_snippets, max_tokens, policy } = request;
+    let PackRequest { candidates, groups, order, max_snippets, max_tokens, policy, lists_full } = request;
     let mut packed = Packed::default();
     let mut lines: Vec<Line> = Vec::new();
     // Tokens of the header and footer, measured on a one-line block.
@@ -105,7 +109,7 @@ pub fn pack(request: PackRequest<'_>, counter: &dyn CountTokens) -> Packed {
         }
         let group = &groups[g];
         let event = &candidates[group.latest()].record.event;
-        let raw = sentence(candidates, group);
+        let raw = sentence(candidates, group, lists_full);
         let mut screening = render::screen(&raw);
         if !event.event_source_url.is_empty() {
             screening.signals.extend(render::screen(&event.event_source_url).signals);

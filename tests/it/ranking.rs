@@ -311,3 +311,42 @@ async fn ldu_resend_withdraws_the_stored_copy() {
     assert!(ask(&mut client, chat("lea", "garden hose", 3)).await.snippets.is_empty());
     server.stop().await;
 }
+
+/// When repeats fill a whole candidate list, the store may hold more than
+/// were retrieved: the collapsed snippet says "at least N times".
+#[tokio::test(flavor = "multi_thread")]
+async fn collapsed_counts_say_at_least_when_lists_are_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let mut client = server.client().await;
+    server.grant("ola", &["shop"], Purpose::ChatAssistant).await;
+    let views: Vec<pb::ActivityEvent> = (0..70)
+        .map(|i| {
+            let mut v = ev("ola", "shop", &format!("ola-v{i}"), "ViewContent", "Copper espresso kettle");
+            v.custom_data.as_mut().unwrap().content_ids = vec!["sku-kettle".into()];
+            v.event_time = now() - (i + 1) * 3_600;
+            v
+        })
+        .collect();
+    assert_eq!(ingest(&mut client, views).await.accepted, 70);
+    let r = ask(&mut client, chat("ola", "espresso kettle", 3)).await;
+    let s = &r.snippets[0];
+    assert!(s.occurrences >= 64, "{}", s.occurrences);
+    assert!(s.text.contains(&format!("at least {} times", s.occurrences)), "{}", s.text);
+
+    // Five views with room to spare: an exact count.
+    server.grant("ola", &["other"], Purpose::ChatAssistant).await;
+    let few: Vec<pb::ActivityEvent> = (0..5)
+        .map(|i| {
+            let mut v = ev("ola", "other", &format!("ola-o{i}"), "ViewContent", "Walnut desk lamp");
+            v.event_time = now() - (i + 1) * 3_600;
+            v
+        })
+        .collect();
+    assert_eq!(ingest(&mut client, few).await.accepted, 5);
+    let mut request = chat("ola", "desk lamp", 3);
+    request.source_ids = vec!["other".into()];
+    let r = ask(&mut client, request).await;
+    assert!(r.snippets[0].text.contains("(5 times since"), "{}", r.snippets[0].text);
+    server.stop().await;
+}
