@@ -1,0 +1,227 @@
+//! `context-load`: a gRPC load generator. Drives a running server with N
+//! concurrent clients (one connection each) for a bounded time and a mix of
+//! GetContext and Ingest calls, and prints throughput, latency percentiles
+//! and errors by status code as JSON. Optionally seeds the server first
+//! (consents, then events) so a run starts from a known store size.
+//!
+//! Not a test: numbers depend on the machine; see benches/README.md.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use context_engine::api::BearerKey;
+use context_engine::pb::{self, context_engine_client::ContextEngineClient, privacy_client::PrivacyClient};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::json;
+use tonic::transport::Channel;
+
+#[derive(Debug, Parser)]
+#[command(name = "context-load", about = "gRPC load generator for the context engine")]
+struct Args {
+    #[arg(long, env = "CONTEXT_ENGINE_SERVER", default_value = "http://127.0.0.1:50051")]
+    server: String,
+    /// Key with the roles the mix needs (or none against a local dev server).
+    #[arg(long, env = "CONTEXT_ENGINE_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// Concurrent clients, one connection each.
+    #[arg(long, default_value_t = 8)]
+    clients: usize,
+    /// How long to run, in seconds.
+    #[arg(long, default_value_t = 30)]
+    seconds: u64,
+    /// Share of calls that are Ingest (one event each); the rest GetContext.
+    #[arg(long, default_value_t = 0.1)]
+    ingest_share: f64,
+    /// People the calls spread over.
+    #[arg(long, default_value_t = 100)]
+    users: usize,
+    /// Events to ingest before the run (spread over the users); 0: none.
+    #[arg(long, default_value_t = 0)]
+    seed_events: usize,
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+}
+
+const SOURCE: &str = "loadshop";
+const ITEMS: [&str; 12] = [
+    "trail running shoes",
+    "waterproof hiking jacket",
+    "espresso machine",
+    "noise cancelling headphones",
+    "camping tent",
+    "yoga mat",
+    "mechanical keyboard",
+    "smart fitness watch",
+    "cast iron pan",
+    "city break in Lisbon",
+    "language course",
+    "strategy game",
+];
+const QUERIES: [&str; 6] = [
+    "what should I pack for my trip?",
+    "recommend something for my morning coffee",
+    "what was I looking at this week?",
+    "which running gear did I buy?",
+    "any good games like the one I played?",
+    "gift ideas based on what I like",
+];
+
+type Client = ContextEngineClient<tonic::service::interceptor::InterceptedService<Channel, BearerKey>>;
+
+async fn client(args: &Args) -> Result<(Client, Channel)> {
+    let channel = Channel::from_shared(args.server.clone())?
+        .connect()
+        .await
+        .with_context(|| format!("cannot connect to {}", args.server))?;
+    let key = BearerKey::new(args.api_key.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok((ContextEngineClient::with_interceptor(channel.clone(), key), channel))
+}
+
+fn event(rng: &mut ChaCha8Rng, user: usize, id: String, now: i64) -> pb::ActivityEvent {
+    let item = ITEMS[rng.random_range(0..ITEMS.len())];
+    let name = ["Purchase", "ViewContent", "AddToCart"][rng.random_range(0..3)];
+    pb::ActivityEvent {
+        event_id: id,
+        user_id: format!("load-u{user}"),
+        source_id: SOURCE.into(),
+        source_name: "Load Shop".into(),
+        event_name: name.into(),
+        event_time: now - rng.random_range(0..180 * 86_400),
+        action_source: "website".into(),
+        custom_data: Some(pb::CustomData { content_name: item.into(), ..Default::default() }),
+        ..Default::default()
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Grants consent for every user, then ingests `seed_events` events.
+async fn seed(args: &Args) -> Result<()> {
+    let (mut engine, channel) = client(args).await?;
+    let key = BearerKey::new(args.api_key.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut privacy = PrivacyClient::with_interceptor(channel, key);
+    for user in 0..args.users {
+        privacy
+            .set_consent(pb::SetConsentRequest {
+                user_id: format!("load-u{user}"),
+                source_id: SOURCE.into(),
+                purpose: pb::Purpose::ChatAssistant as i32,
+                state: pb::ConsentState::Granted as i32,
+            })
+            .await?;
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
+    let now = unix_now();
+    let started = Instant::now();
+    let mut sent = 0;
+    while sent < args.seed_events {
+        let n = (args.seed_events - sent).min(500);
+        let events = (sent..sent + n)
+            .map(|i| {
+                let user = rng.random_range(0..args.users);
+                event(&mut rng, user, format!("seed-{i}"), now)
+            })
+            .collect();
+        engine.ingest(pb::IngestRequest { events }).await?;
+        sent += n;
+    }
+    eprintln!("seeded {} users, {sent} events in {:.1} s", args.users, started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+#[derive(Default)]
+struct Tally {
+    latencies_ms: Vec<f64>,
+    errors: BTreeMap<String, usize>,
+}
+
+fn summary(t: &mut Tally, seconds: f64) -> serde_json::Value {
+    t.latencies_ms.sort_by(f64::total_cmp);
+    let n = t.latencies_ms.len();
+    let at = |p: f64| if n == 0 { 0.0 } else { t.latencies_ms[((p * n as f64).ceil() as usize).clamp(1, n) - 1] };
+    json!({
+        "ok": n,
+        "errors": t.errors,
+        "per_second": n as f64 / seconds,
+        "p50_ms": at(0.50),
+        "p95_ms": at(0.95),
+        "p99_ms": at(0.99),
+        "max_ms": at(1.0),
+    })
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    if args.seed_events > 0 {
+        seed(&args).await?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let mut tasks = Vec::new();
+    for c in 0..args.clients {
+        let (mut engine, _) = client(&args).await?;
+        let (users, share, seed) = (args.users, args.ingest_share, args.seed);
+        tasks.push(tokio::spawn(async move {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (c as u64 + 1) << 32);
+            let (mut get, mut put) = (Tally::default(), Tally::default());
+            let mut i = 0u64;
+            while Instant::now() < deadline {
+                let user = rng.random_range(0..users);
+                let started = Instant::now();
+                if rng.random_bool(share) {
+                    i += 1;
+                    let e = event(&mut rng, user, format!("load-{c}-{i}-{}", unix_now()), unix_now());
+                    let result = engine.ingest(pb::IngestRequest { events: vec![e] }).await;
+                    record(&mut put, started, result.map(drop));
+                } else {
+                    let request = pb::GetContextRequest {
+                        user_id: format!("load-u{user}"),
+                        query: QUERIES[rng.random_range(0..QUERIES.len())].into(),
+                        purpose: pb::Purpose::ChatAssistant as i32,
+                        ..Default::default()
+                    };
+                    let result = engine.get_context(request).await;
+                    record(&mut get, started, result.map(drop));
+                }
+            }
+            (get, put)
+        }));
+    }
+    let started = Instant::now();
+    let (mut get, mut put) = (Tally::default(), Tally::default());
+    for task in tasks {
+        let (g, p) = task.await?;
+        get.latencies_ms.extend(g.latencies_ms);
+        put.latencies_ms.extend(p.latencies_ms);
+        for (code, n) in g.errors {
+            *get.errors.entry(code).or_default() += n;
+        }
+        for (code, n) in p.errors {
+            *put.errors.entry(code).or_default() += n;
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64().max(1e-9);
+    let report = json!({
+        "server": args.server,
+        "clients": args.clients,
+        "seconds": seconds,
+        "ingest_share": args.ingest_share,
+        "users": args.users,
+        "get_context": summary(&mut get, seconds),
+        "ingest": summary(&mut put, seconds),
+    });
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
+fn record(t: &mut Tally, started: Instant, result: Result<(), tonic::Status>) {
+    match result {
+        Ok(()) => t.latencies_ms.push(started.elapsed().as_secs_f64() * 1e3),
+        Err(status) => *t.errors.entry(format!("{:?}", status.code())).or_default() += 1,
+    }
+}
