@@ -5,5 +5,6 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+scripts/system-deps.sh
 models/fetch.sh
 exec cargo run --locked --bin context-engine -- serve "$@"

@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+scripts/system-deps.sh
 models/fetch.sh
 # The Python orchestrator example's venv and stubs (a no-op when current); with
 # them in place the example's integration test must run, never skip.
@@ -15,5 +16,5 @@ if [ ! -f "$shared/reference/minilm_reference.jsonl" ]; then
   echo "note: $shared/reference/minilm_reference.jsonl not found: the reference parity test will print a skip line and pass (README: Test data)"
 fi
 cargo fmt --check
-cargo clippy --locked --all-targets -- -D warnings
-cargo test --locked "$@"
+cargo clippy --locked --workspace --all-targets -- -D warnings
+cargo test --locked --workspace "$@"

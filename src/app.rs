@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::embed::candle::{CandleEmbedder, CandleOptions, DeviceChoice};
+use crate::embed::candle::{CandleEmbedder, CandleOptions, CpuKernels, DeviceChoice};
 use crate::embed::{BatchConfig, EmbedError, EmbedHandle};
 use crate::engine::{Engine, EngineConfig};
 use crate::model_files::{self, ModelFilesError};
@@ -29,6 +29,10 @@ pub enum AppError {
 pub struct AppConfig {
     pub model_dir: PathBuf,
     pub device: DeviceChoice,
+    pub cpu_kernels: CpuKernels,
+    /// Threads of the CPU forward pass (0 = every core).
+    pub embed_threads: usize,
+    pub blas_library: Option<String>,
     pub data_dir: PathBuf,
     pub batch: BatchConfig,
     pub engine: EngineConfig,
@@ -45,6 +49,9 @@ impl AppConfig {
         Self {
             model_dir: model_dir.into(),
             device: DeviceChoice::Auto,
+            cpu_kernels: CpuKernels::Auto,
+            embed_threads: 0,
+            blas_library: None,
             data_dir: data_dir.into(),
             batch: BatchConfig::default(),
             engine: EngineConfig::default(),
@@ -61,17 +68,30 @@ pub struct App {
     pub store: EdgeStore,
 }
 
-/// Verifies the model files against the manifest, then loads the model.
+/// Verifies the model files against the manifest, then loads the model with
+/// default kernels and threads.
 pub fn load_embedder(model_dir: &Path, device: DeviceChoice) -> Result<CandleEmbedder, AppError> {
-    model_files::verify(model_dir)?;
     let mut options = CandleOptions::new(model_dir);
     options.device = device;
-    Ok(CandleEmbedder::load(&options)?)
+    load_embedder_with(&options)
+}
+
+/// Verifies the model files against the manifest, then loads the model.
+pub fn load_embedder_with(options: &CandleOptions) -> Result<CandleEmbedder, AppError> {
+    model_files::verify(&options.model_dir)?;
+    let embedder = CandleEmbedder::load(options)?;
+    tracing::info!(backend = %embedder.backend(), "embedding model loaded");
+    Ok(embedder)
 }
 
 /// Builds an engine on candle + Qdrant Edge. Blocking (model load, store open).
 pub fn build(config: &AppConfig) -> Result<App, AppError> {
-    let embedder = load_embedder(&config.model_dir, config.device)?;
+    let mut options = CandleOptions::new(&config.model_dir);
+    options.device = config.device;
+    options.cpu_kernels = config.cpu_kernels;
+    options.threads = config.embed_threads;
+    options.blas_library = config.blas_library.clone();
+    let embedder = load_embedder_with(&options)?;
     let model_id = crate::embed::Embedder::model_id(&embedder).to_string();
     let dimension = crate::embed::Embedder::dimension(&embedder);
     let counter = match &config.budget_tokenizer {

@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::api::ApiKeys;
 use crate::app::AppConfig;
 use crate::domain::{ConsentState, Purpose, RetrievalMode};
-use crate::embed::candle::DeviceChoice;
+use crate::embed::candle::{CpuKernels, DeviceChoice};
 use crate::embed::BatchConfig;
 use crate::rank::Fusion;
 use crate::render::InjectionPolicy;
@@ -44,6 +44,28 @@ pub struct ModelArgs {
     /// Where the model runs.
     #[arg(long, env = "CONTEXT_ENGINE_DEVICE", value_enum, default_value = "auto")]
     pub device: DeviceChoice,
+    /// CPU forward pass: our padding-free kernels with BLAS if a library can
+    /// be opened (auto), BLAS required, portable kernels, or candle's.
+    #[arg(long, env = "CONTEXT_ENGINE_CPU_KERNELS", value_enum, default_value = "auto")]
+    pub cpu_kernels: CpuKernels,
+    /// Threads of the CPU forward pass (0 = one per core).
+    #[arg(long, env = "CONTEXT_ENGINE_EMBED_THREADS", default_value_t = 0)]
+    pub embed_threads: usize,
+    /// BLAS shared library to open (default: libopenblas.so.0, then MKL, BLIS).
+    #[arg(long, env = "CONTEXT_ENGINE_BLAS_LIBRARY")]
+    pub blas_library: Option<String>,
+}
+
+impl ModelArgs {
+    /// Loading options for these flags.
+    pub fn candle_options(&self) -> crate::embed::candle::CandleOptions {
+        let mut options = crate::embed::candle::CandleOptions::new(&self.model_dir);
+        options.device = self.device;
+        options.cpu_kernels = self.cpu_kernels;
+        options.threads = self.embed_threads;
+        options.blas_library = self.blas_library.clone();
+        options
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -63,6 +85,9 @@ pub struct ServeArgs {
     /// Texts of concurrent requests merged into one model call.
     #[arg(long, env = "CONTEXT_ENGINE_EMBED_BATCH", default_value_t = 64)]
     pub embed_batch: usize,
+    /// Query vectors kept for a person repeating a query (0 = no cache).
+    #[arg(long, env = "CONTEXT_ENGINE_QUERY_CACHE", default_value_t = 1024)]
+    pub query_cache: usize,
     /// File of API keys, one `principal=key` per line (principals:
     /// `business:<source_id>`, `orchestrator`, `privacy`).
     #[arg(long, env = "CONTEXT_ENGINE_API_KEYS_FILE")]
@@ -307,7 +332,11 @@ impl TryFrom<ServeArgs> for ServeConfig {
         };
         let mut app = AppConfig::new(a.model.model_dir, a.data_dir);
         app.device = a.model.device;
+        app.cpu_kernels = a.model.cpu_kernels;
+        app.embed_threads = a.model.embed_threads;
+        app.blas_library = a.model.blas_library.clone();
         app.batch = BatchConfig { queue_capacity: a.embed_queue, max_batch_texts: a.embed_batch };
+        app.engine.query_cache = a.query_cache;
         app.budget_tokenizer = r.budget_tokenizer.clone();
         let limits = &mut app.engine.limits;
         if r.default_max_tokens == 0 || r.default_max_tokens > limits.max_tokens {

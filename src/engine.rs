@@ -134,6 +134,8 @@ pub struct ContextStats {
     pub dropped_budget: usize,
     pub tokens_used: usize,
     pub token_budget: usize,
+    /// The query vector came from the query-embedding cache.
+    pub embedding_cached: bool,
     pub embed_us: u64,
     pub search_us: u64,
     pub rank_us: u64,
@@ -152,11 +154,19 @@ pub struct ContextAnswer {
 }
 
 /// Engine configuration beyond the request limits.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EngineConfig {
     pub limits: EngineLimits,
+    /// Query embeddings kept for repeated queries (0 = no cache).
+    pub query_cache: usize,
     /// Server-wide ranking defaults; requests may override some.
     pub ranking: RankingOptions,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self { limits: EngineLimits::default(), query_cache: 1024, ranking: RankingOptions::default() }
+    }
 }
 
 fn micros(since: Instant) -> u64 {
@@ -192,6 +202,11 @@ pub struct Engine {
     counter: Arc<dyn CountTokens>,
     limits: EngineLimits,
     ranking: RankingOptions,
+    /// Recent query vectors by SHA-256(user id NUL query text): an
+    /// orchestrator often asks twice in one turn (retry, second purpose). Keyed
+    /// per person, so a query's speed never reveals what someone else asked;
+    /// the key holds no query text.
+    query_cache: Option<quick_cache::sync::Cache<[u8; 32], Arc<Vec<f32>>>>,
     /// Orders this replica's ledger read-modify-writes, so versions count up
     /// without gaps under concurrent SetConsent calls for the same key.
     consent_lock: tokio::sync::Mutex<()>,
@@ -246,6 +261,7 @@ impl Engine {
             counter,
             limits: config.limits,
             ranking: config.ranking,
+            query_cache: (config.query_cache > 0).then(|| quick_cache::sync::Cache::new(config.query_cache)),
             consent_lock: tokio::sync::Mutex::new(()),
         }
     }
@@ -489,6 +505,26 @@ impl Engine {
         Ok(answer)
     }
 
+    /// The query's vector, from the cache when this person asked the same
+    /// text recently; `true` when it was cached.
+    async fn query_vector(&self, user_id: &str, text: &str) -> Result<(Vec<f32>, bool), EngineError> {
+        let Some(cache) = &self.query_cache else {
+            return Ok((self.embedder.embed_one(text.to_string()).await?, false));
+        };
+        use sha2::Digest;
+        let mut hasher = sha2::Sha256::new();
+        hasher.update(user_id.as_bytes());
+        hasher.update([0u8]);
+        hasher.update(text.as_bytes());
+        let key: [u8; 32] = hasher.finalize().into();
+        if let Some(vector) = cache.get(&key) {
+            return Ok((vector.as_ref().clone(), true));
+        }
+        let vector = self.embedder.embed_one(text.to_string()).await?;
+        cache.insert(key, Arc::new(vector.clone()));
+        Ok((vector, false))
+    }
+
     async fn answer(
         &self,
         query: &ContextQuery,
@@ -504,7 +540,11 @@ impl Engine {
             // The sparse list needs no embedding; ranking then compares
             // candidates by their stored vectors only.
             RetrievalMode::Sparse => Vec::new(),
-            RetrievalMode::Dense | RetrievalMode::Hybrid => self.embedder.embed_one(query.text.clone()).await?,
+            RetrievalMode::Dense | RetrievalMode::Hybrid => {
+                let (vector, cached) = self.query_vector(&query.user_id, &query.text).await?;
+                stats.embedding_cached = cached;
+                vector
+            }
         };
         stats.embed_us = micros(t);
 

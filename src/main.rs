@@ -264,7 +264,7 @@ async fn query(args: QueryArgs) -> Result<()> {
 }
 
 fn embed(args: EmbedArgs) -> Result<()> {
-    let mut embedder = context_engine::app::load_embedder(&args.model.model_dir, args.model.device)?;
+    let mut embedder = context_engine::app::load_embedder_with(&args.model.candle_options())?;
     let stdin = std::io::stdin();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut batch: Vec<String> = Vec::new();

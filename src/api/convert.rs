@@ -242,6 +242,7 @@ fn stats_to_pb(s: ContextStats) -> pb::ContextStats {
         dropped_budget: n(s.dropped_budget),
         tokens_used: n(s.tokens_used),
         token_budget: n(s.token_budget),
+        embedding_cached: s.embedding_cached,
         latency: Some(pb::LatencyBreakdown {
             embed_us: s.embed_us,
             search_us: s.search_us,

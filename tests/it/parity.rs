@@ -52,6 +52,39 @@ fn matches_sentence_transformers_reference() {
     println!("parity: {} reference rows, minimum cosine {min:.7}", rows.len());
 }
 
+/// Every CPU forward pass meets the reference, not only the default one:
+/// BLAS (when a library is installed), the portable kernels, candle's.
+#[test]
+fn every_cpu_kernel_matches_the_reference() {
+    use context_engine::embed::candle::{CandleOptions, CpuKernels, DeviceChoice};
+    let Some(rows) = reference() else { return };
+    let texts: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
+    for kernels in [CpuKernels::Blas, CpuKernels::Portable, CpuKernels::Candle] {
+        let mut options = CandleOptions::new(model_dir());
+        options.device = DeviceChoice::Cpu;
+        options.cpu_kernels = kernels;
+        options.threads = 2;
+        let mut model = match context_engine::app::load_embedder_with(&options) {
+            Ok(m) => m,
+            Err(e) if kernels == CpuKernels::Blas => {
+                println!("skipped: {kernels:?} kernels: {e}");
+                continue;
+            }
+            Err(e) => panic!("{kernels:?}: {e}"),
+        };
+        let backend = model.backend();
+        // Mixed lengths in one batch, and each text alone.
+        let batch = model.embed(&texts).unwrap();
+        let mut min = f32::MAX;
+        for (row, vector) in rows.iter().zip(&batch) {
+            let single = model.embed(&[row.text.as_str()]).unwrap().remove(0);
+            min = min.min(cosine(vector, &row.embedding)).min(cosine(&single, &row.embedding));
+        }
+        assert!(min >= 0.9999, "{backend}: minimum cosine {min}");
+        println!("parity: {backend}: minimum cosine {min:.7}");
+    }
+}
+
 #[test]
 fn batch_results_equal_single_results() {
     let mut model = embedder();

@@ -350,3 +350,30 @@ async fn collapsed_counts_say_at_least_when_lists_are_full() {
     assert!(r.snippets[0].text.contains("(5 times since"), "{}", r.snippets[0].text);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn repeated_queries_reuse_their_vector_per_person() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let mut client = server.client().await;
+    for user in ["ann", "ben"] {
+        server.grant(user, &["shop"], Purpose::ChatAssistant).await;
+        let r = ingest(&mut client, vec![ev(user, "shop", "e1", "Purchase", "Waterproof hiking boots")]).await;
+        assert_eq!(r.accepted, 1);
+    }
+    let cached = |r: &pb::GetContextResponse| r.stats.as_ref().unwrap().embedding_cached;
+    let first = ask(&mut client, chat("ann", "which boots did I buy?", 5)).await;
+    let again = ask(&mut client, chat("ann", "which boots did I buy?", 5)).await;
+    // Another person asking the same words does not hit Ann's entry: its
+    // speed must not tell Ben what Ann asked.
+    let other = ask(&mut client, chat("ben", "which boots did I buy?", 5)).await;
+    let changed = ask(&mut client, chat("ann", "which boots did I buy last?", 5)).await;
+    assert!(!cached(&first), "first ask embeds");
+    assert!(cached(&again), "the same person repeating the text hits the cache");
+    assert!(!cached(&other), "another person's identical text misses");
+    assert!(!cached(&changed), "other text misses");
+    assert_eq!(ids(&first), ids(&again), "a cached vector ranks exactly as a fresh one");
+    assert_eq!(first.rendered_context, again.rendered_context);
+    assert_eq!(ids(&other), vec!["e1".to_string()]);
+    server.stop().await;
+}

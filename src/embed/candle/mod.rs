@@ -1,10 +1,15 @@
-//! The candle backend: Hugging Face tokenizer + [`bert::Bert`] + mean pooling,
-//! loaded from a sentence-transformers model folder (`config.json`,
-//! `tokenizer.json`, `model.safetensors`, memory-mapped).
+//! The model backend: Hugging Face tokenizer + a BERT forward pass + mean
+//! pooling, loaded from a sentence-transformers model folder (`config.json`,
+//! `tokenizer.json`, `model.safetensors`, memory-mapped through candle).
+//!
+//! Two forward passes:
+//! - on CPU (default), the padding-free `bert_cpu` crate (BLAS opened at run
+//!   time when present, else portable kernels): see ARCHITECTURE.md;
+//! - on CUDA, or on CPU with `--cpu-kernels candle`, [`bert::Bert`] on candle
+//!   tensors (f16 on the GPU).
 //!
 //! Texts are sorted by token length and cut into sub-batches under a token
-//! budget, so a batch of short activity sentences is not padded to the length
-//! of one long text.
+//! budget, which bounds activation memory (and, for candle, padding).
 
 pub mod bert;
 
@@ -46,6 +51,21 @@ impl DeviceChoice {
     }
 }
 
+/// How the model runs on the CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum CpuKernels {
+    /// `bert_cpu` with a BLAS library when one can be opened (OpenBLAS, MKL,
+    /// BLIS), else with the portable kernels.
+    #[default]
+    Auto,
+    /// `bert_cpu` with BLAS; loading fails when no library can be opened.
+    Blas,
+    /// `bert_cpu` with the portable `gemm` crate.
+    Portable,
+    /// candle's tensor operations (the GPU code path, run on the CPU).
+    Candle,
+}
+
 /// Model loading options.
 #[derive(Debug, Clone)]
 pub struct CandleOptions {
@@ -56,16 +76,34 @@ pub struct CandleOptions {
     pub max_seq_len: usize,
     /// Padded tokens per forward pass; bounds activation memory.
     pub max_batch_tokens: usize,
+    pub cpu_kernels: CpuKernels,
+    /// Threads the CPU forward pass uses; 0 = every core.
+    pub threads: usize,
+    /// BLAS shared library to open instead of searching the usual names.
+    pub blas_library: Option<String>,
 }
 
 impl CandleOptions {
     pub fn new(model_dir: impl Into<PathBuf>) -> Self {
-        Self { model_dir: model_dir.into(), device: DeviceChoice::Auto, max_seq_len: 256, max_batch_tokens: 16_384 }
+        Self {
+            model_dir: model_dir.into(),
+            device: DeviceChoice::Auto,
+            max_seq_len: 256,
+            max_batch_tokens: 16_384,
+            cpu_kernels: CpuKernels::Auto,
+            threads: 0,
+            blas_library: None,
+        }
     }
 }
 
+enum Forward {
+    Cpu(bert_cpu::Model),
+    Candle(Bert),
+}
+
 pub struct CandleEmbedder {
-    model: Bert,
+    model: Forward,
     tokenizer: Tokenizer,
     model_id: String,
     dimension: usize,
@@ -108,7 +146,37 @@ impl CandleEmbedder {
         // files that are absent or fail verification, before start).
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], dtype, &device) }
             .map_err(|e| load_err(&weights, e))?;
-        let model = Bert::load(vb, &config).map_err(|e| load_err(&weights, e))?;
+        let model = if device.is_cpu() && options.cpu_kernels != CpuKernels::Candle {
+            let choice = match options.cpu_kernels {
+                CpuKernels::Portable => bert_cpu::GemmChoice::Portable,
+                CpuKernels::Blas => bert_cpu::GemmChoice::Blas(options.blas_library.clone()),
+                _ if options.blas_library.is_some() => bert_cpu::GemmChoice::Blas(options.blas_library.clone()),
+                _ => bert_cpu::GemmChoice::Auto,
+            };
+            let vb = if vb.contains_tensor("bert.embeddings.word_embeddings.weight") { vb.pp("bert") } else { vb };
+            let mut get = |name: &str, shape: &[usize]| -> Result<Vec<f32>, String> {
+                vb.get(shape, name).and_then(|t| t.flatten_all()?.to_vec1::<f32>()).map_err(|e| e.to_string())
+            };
+            let cpu_config = bert_cpu::Config {
+                vocab_size: config.vocab_size,
+                hidden_size: config.hidden_size,
+                num_hidden_layers: config.num_hidden_layers,
+                num_attention_heads: config.num_attention_heads,
+                intermediate_size: config.intermediate_size,
+                max_position_embeddings: config.max_position_embeddings,
+                type_vocab_size: config.type_vocab_size,
+                layer_norm_eps: config.layer_norm_eps as f32,
+            };
+            if config.hidden_act != "gelu" {
+                return Err(load_err(&config_path, format!("unsupported hidden_act {:?}", config.hidden_act)));
+            }
+            Forward::Cpu(
+                bert_cpu::Model::load(cpu_config, &mut get, &choice, options.threads)
+                    .map_err(|e| load_err(&weights, e))?,
+            )
+        } else {
+            Forward::Candle(Bert::load(vb, &config).map_err(|e| load_err(&weights, e))?)
+        };
         let model_id = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "bert".into());
         Ok(Self {
             model,
@@ -119,12 +187,25 @@ impl CandleEmbedder {
         })
     }
 
+    /// What runs the forward pass, e.g. "cpu: blas: libopenblas.so.0
+    /// (SkylakeX), 2 threads" or "candle: Cuda".
+    pub fn backend(&self) -> String {
+        match &self.model {
+            Forward::Cpu(m) => format!("cpu: {}, {} threads", m.backend(), m.threads()),
+            Forward::Candle(m) => format!("candle: {:?}", m.device()),
+        }
+    }
+
     /// Token count of `text` after truncation, [CLS] and [SEP] included.
     pub fn count_tokens(&self, text: &str) -> Result<usize, EmbedError> {
         Ok(self.tokenizer.encode(text, true).map_err(model_err)?.len())
     }
 
     fn forward(&self, encodings: &[&[u32]]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let model = match &self.model {
+            Forward::Cpu(model) => return model.embed(encodings).map_err(model_err),
+            Forward::Candle(model) => model,
+        };
         let batch = encodings.len();
         let seq = encodings.iter().map(|e| e.len()).max().unwrap_or(0);
         let mut ids = vec![0u32; batch * seq];
@@ -133,10 +214,10 @@ impl CandleEmbedder {
             ids[row * seq..row * seq + tokens.len()].copy_from_slice(tokens);
             mask[row * seq..row * seq + tokens.len()].fill(1.0);
         }
-        let device = self.model.device();
+        let device = model.device();
         let ids = Tensor::from_vec(ids, (batch, seq), device).map_err(model_err)?;
         let mask = Tensor::from_vec(mask, (batch, seq), device).map_err(model_err)?;
-        let hidden = self.model.forward(&ids, &mask).map_err(model_err)?;
+        let hidden = model.forward(&ids, &mask).map_err(model_err)?;
         mean_pool_normalize(&hidden, &mask).and_then(|t| t.to_vec2::<f32>()).map_err(model_err)
     }
 }
@@ -154,7 +235,10 @@ impl Embedder for CandleEmbedder {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
-        let encodings = self.tokenizer.encode_batch(texts.to_vec(), true).map_err(model_err)?;
+        // One at a time on this thread: `encode_batch` would wake the global
+        // rayon pool, a second set of threads competing with the model's.
+        let encodings =
+            texts.iter().map(|t| self.tokenizer.encode(*t, true)).collect::<Result<Vec<_>, _>>().map_err(model_err)?;
         let ids: Vec<&[u32]> = encodings.iter().map(|e| e.get_ids()).collect();
         // Longest first, so each sub-batch pads to a length close to its own.
         let mut order: Vec<usize> = (0..ids.len()).collect();

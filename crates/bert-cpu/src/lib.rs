@@ -1,0 +1,459 @@
+//! A BERT encoder forward pass for CPU inference, producing mean-pooled,
+//! L2-normalised sentence embeddings (the sentence-transformers recipe of
+//! all-MiniLM-L6-v2 and its kin).
+//!
+//! What it does differently from a general tensor library:
+//! - **No padding.** The tokens of every text in a batch are stacked into one
+//!   `tokens × hidden` matrix; only attention looks at text boundaries, one
+//!   (text, head) pair at a time. A batch of 32 short texts costs the tokens
+//!   it has, not 32 × the longest.
+//! - **Fused projections.** Q, K and V are one matrix product; biases and
+//!   residuals are written into the output before the product accumulates
+//!   onto them.
+//! - **One thread pool.** Every matrix product is single-threaded and split by
+//!   output columns across the model's own pool, so BLAS threads and ours
+//!   never compete for the same cores.
+//! - **Vectorised element-wise kernels** with exact-erf GELU (see `kernels`).
+//!
+//! Matrix products use a BLAS library opened at run time (OpenBLAS, MKL or
+//! BLIS) when present, else the portable `gemm` crate; see [`GemmChoice`].
+
+mod gemm;
+pub mod kernels;
+mod packed;
+
+use rayon::prelude::*;
+
+use gemm::Gemm;
+pub use gemm::GemmChoice;
+use packed::PackedWeight;
+
+/// The model's shape, from a Hugging Face `config.json`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub intermediate_size: usize,
+    pub max_position_embeddings: usize,
+    pub type_vocab_size: usize,
+    pub layer_norm_eps: f32,
+}
+
+#[derive(Debug)]
+pub enum Error {
+    /// A weight is missing or has the wrong size.
+    Weight { name: String, message: String },
+    /// The configuration or thread pool cannot be used.
+    Setup(String),
+    /// A token id or sequence the model cannot take.
+    Input(String),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Weight { name, message } => write!(f, "weight {name}: {message}"),
+            Self::Setup(m) => write!(f, "{m}"),
+            Self::Input(m) => write!(f, "{m}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// A dense layer's weight, `[out, in]`, kept both as stored (for BLAS) and
+/// packed (for few-row products).
+struct Weight {
+    raw: Vec<f32>,
+    packed: PackedWeight,
+}
+
+impl Weight {
+    fn new(raw: Vec<f32>, n: usize, k: usize) -> Self {
+        let packed = PackedWeight::new(&raw, n, k);
+        Self { raw, packed }
+    }
+}
+
+struct Layer {
+    /// `[3·hidden, hidden]`: query, key and value weights stacked.
+    qkv_w: Weight,
+    qkv_b: Vec<f32>,
+    attn_out_w: Weight,
+    attn_out_b: Vec<f32>,
+    attn_norm: (Vec<f32>, Vec<f32>),
+    inter_w: Weight,
+    inter_b: Vec<f32>,
+    out_w: Weight,
+    out_b: Vec<f32>,
+    out_norm: (Vec<f32>, Vec<f32>),
+}
+
+pub struct Model {
+    config: Config,
+    word: Vec<f32>,
+    position: Vec<f32>,
+    /// Token type 0's embedding (sentence embedders use one segment).
+    token_type0: Vec<f32>,
+    embed_norm: (Vec<f32>, Vec<f32>),
+    layers: Vec<Layer>,
+    gemm: Gemm,
+    pool: rayon::ThreadPool,
+    threads: usize,
+    /// Products with at most this many rows use the packed kernel.
+    packed_max_rows: usize,
+    /// Batches of at most this many tokens run on the calling thread alone.
+    serial_max_tokens: usize,
+}
+
+/// Tuning knobs read once at load (for measurement; the defaults are the
+/// measured best on our machines).
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Raw pointer that may cross into pool threads; each job writes a disjoint
+/// part of the buffer it points into.
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+impl SendPtr {
+    /// By value, so closures capture the whole `SendPtr` (not its field).
+    fn ptr(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// Fetches a weight by checkpoint name and shape, flattened row-major.
+pub type WeightSource<'a> = dyn FnMut(&str, &[usize]) -> Result<Vec<f32>, String> + 'a;
+
+impl Model {
+    /// Loads weights named as in Hugging Face `BertModel` checkpoints
+    /// (without the `bert.` prefix; `get` may add it). `get(name, shape)`
+    /// returns the tensor flattened row-major. `threads` = 0 uses every core.
+    pub fn load(
+        config: Config,
+        get: &mut WeightSource<'_>,
+        choice: &GemmChoice,
+        threads: usize,
+    ) -> Result<Self, Error> {
+        let h = config.hidden_size;
+        if config.num_attention_heads == 0 || !h.is_multiple_of(config.num_attention_heads) {
+            return Err(Error::Setup("hidden_size is not a multiple of num_attention_heads".into()));
+        }
+        let mut fetch = |name: String, shape: &[usize]| -> Result<Vec<f32>, Error> {
+            let v = get(&name, shape).map_err(|message| Error::Weight { name: name.clone(), message })?;
+            let want: usize = shape.iter().product();
+            if v.len() != want {
+                return Err(Error::Weight { name, message: format!("{} values, expected {want}", v.len()) });
+            }
+            Ok(v)
+        };
+        let mut norm = |prefix: &str| -> Result<(Vec<f32>, Vec<f32>), Error> {
+            Ok((fetch(format!("{prefix}.weight"), &[h])?, fetch(format!("{prefix}.bias"), &[h])?))
+        };
+        let embed_norm = norm("embeddings.LayerNorm")?;
+        let mut layers = Vec::with_capacity(config.num_hidden_layers);
+        for i in 0..config.num_hidden_layers {
+            let p = format!("encoder.layer.{i}");
+            let attn_norm = norm(&format!("{p}.attention.output.LayerNorm"))?;
+            let out_norm = norm(&format!("{p}.output.LayerNorm"))?;
+            layers.push((p, attn_norm, out_norm));
+        }
+        let word = fetch("embeddings.word_embeddings.weight".into(), &[config.vocab_size, h])?;
+        let position = fetch("embeddings.position_embeddings.weight".into(), &[config.max_position_embeddings, h])?;
+        let types = fetch("embeddings.token_type_embeddings.weight".into(), &[config.type_vocab_size.max(1), h])?;
+        let inter = config.intermediate_size;
+        let layers = layers
+            .into_iter()
+            .map(|(p, attn_norm, out_norm)| {
+                let (mut qkv_w, mut qkv_b) = (Vec::with_capacity(3 * h * h), Vec::with_capacity(3 * h));
+                for part in ["query", "key", "value"] {
+                    qkv_w.extend(fetch(format!("{p}.attention.self.{part}.weight"), &[h, h])?);
+                    qkv_b.extend(fetch(format!("{p}.attention.self.{part}.bias"), &[h])?);
+                }
+                Ok(Layer {
+                    qkv_w: Weight::new(qkv_w, 3 * h, h),
+                    qkv_b,
+                    attn_out_w: Weight::new(fetch(format!("{p}.attention.output.dense.weight"), &[h, h])?, h, h),
+                    attn_out_b: fetch(format!("{p}.attention.output.dense.bias"), &[h])?,
+                    attn_norm,
+                    inter_w: Weight::new(fetch(format!("{p}.intermediate.dense.weight"), &[inter, h])?, inter, h),
+                    inter_b: fetch(format!("{p}.intermediate.dense.bias"), &[inter])?,
+                    out_w: Weight::new(fetch(format!("{p}.output.dense.weight"), &[h, inter])?, h, inter),
+                    out_b: fetch(format!("{p}.output.dense.bias"), &[h])?,
+                    out_norm,
+                })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        let threads =
+            if threads == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { threads };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("bert-cpu-{i}"))
+            .build()
+            .map_err(|e| Error::Setup(format!("thread pool: {e}")))?;
+        let gemm = Gemm::new(choice).map_err(Error::Setup)?;
+        Ok(Self {
+            token_type0: types[..h].to_vec(),
+            config,
+            word,
+            position,
+            embed_norm,
+            layers,
+            gemm,
+            pool,
+            threads,
+            packed_max_rows: env_usize("BERT_CPU_PACKED_MAX_ROWS", 64),
+            serial_max_tokens: env_usize("BERT_CPU_SERIAL_MAX_TOKENS", 0),
+        })
+    }
+
+    /// Which matrix-product implementation is in use, for logs and reports.
+    pub fn backend(&self) -> String {
+        self.gemm.name()
+    }
+
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Embeds each token-id sequence ([CLS] … [SEP], already truncated to
+    /// `max_position_embeddings`): mean of the last hidden states, L2
+    /// normalised. Empty sequences give zero vectors.
+    pub fn embed(&self, seqs: &[&[u32]]) -> Result<Vec<Vec<f32>>, Error> {
+        for (i, s) in seqs.iter().enumerate() {
+            if s.len() > self.config.max_position_embeddings {
+                return Err(Error::Input(format!(
+                    "text {i} has {} tokens, more than the model's {} positions",
+                    s.len(),
+                    self.config.max_position_embeddings
+                )));
+            }
+            if let Some(bad) = s.iter().find(|&&t| t as usize >= self.config.vocab_size) {
+                return Err(Error::Input(format!("text {i} has token id {bad} outside the vocabulary")));
+            }
+        }
+        let total: usize = seqs.iter().map(|s| s.len()).sum();
+        if total <= self.serial_max_tokens || self.threads == 1 {
+            // A chat query: waking the pool for each of ~60 steps costs more
+            // than it saves, and on a busy machine one descheduled worker
+            // stalls every step.
+            return Ok(self.forward(seqs, false));
+        }
+        Ok(self.pool.install(|| self.forward(seqs, true)))
+    }
+
+    fn forward(&self, seqs: &[&[u32]], par: bool) -> Vec<Vec<f32>> {
+        let jobs = if par { self.threads } else { 1 };
+        let h = self.config.hidden_size;
+        let inter = self.config.intermediate_size;
+        let mut offsets = Vec::with_capacity(seqs.len() + 1);
+        offsets.push(0usize);
+        for s in seqs {
+            offsets.push(offsets.last().unwrap() + s.len());
+        }
+        let total = *offsets.last().unwrap();
+        let mut x = vec![0f32; total * h];
+        self.embed_tokens(jobs, seqs, &offsets, &mut x);
+        let mut qkv = vec![0f32; total * 3 * h];
+        let mut ctx = vec![0f32; total * h];
+        let mut wide = vec![0f32; total * inter];
+        let mut next = vec![0f32; total * h];
+        for layer in &self.layers {
+            // qkv = x·Wqkv^T + b
+            self.fill_rows(jobs, &mut qkv, &layer.qkv_b);
+            self.linear(jobs, &x, total, &layer.qkv_w, &mut qkv);
+            self.attention(jobs, &qkv, &offsets, &mut ctx);
+            // next = LN(x + ctx·Wo^T + b)
+            next.copy_from_slice(&x);
+            self.add_rows(jobs, &mut next, &layer.attn_out_b);
+            self.linear(jobs, &ctx, total, &layer.attn_out_w, &mut next);
+            self.layer_norm(jobs, &mut next, &layer.attn_norm);
+            std::mem::swap(&mut x, &mut next);
+            // wide = GELU(x·Wi^T + b)
+            self.fill_rows(jobs, &mut wide, &layer.inter_b);
+            self.linear(jobs, &x, total, &layer.inter_w, &mut wide);
+            self.par_chunks(jobs, &mut wide, inter, kernels::gelu);
+            // next = LN(x + wide·Wout^T + b)
+            next.copy_from_slice(&x);
+            self.add_rows(jobs, &mut next, &layer.out_b);
+            self.linear(jobs, &wide, total, &layer.out_w, &mut next);
+            self.layer_norm(jobs, &mut next, &layer.out_norm);
+            std::mem::swap(&mut x, &mut next);
+        }
+        offsets
+            .windows(2)
+            .map(|w| {
+                let mut mean = vec![0f32; h];
+                for row in x[w[0] * h..w[1] * h].chunks_exact(h) {
+                    for (m, v) in mean.iter_mut().zip(row) {
+                        *m += v;
+                    }
+                }
+                let count = (w[1] - w[0]).max(1) as f32;
+                let norm = mean.iter().map(|v| (v / count) * (v / count)).sum::<f32>().sqrt().max(1e-12);
+                mean.iter().map(|v| v / count / norm).collect()
+            })
+            .collect()
+    }
+
+    fn embed_tokens(&self, jobs: usize, seqs: &[&[u32]], offsets: &[usize], x: &mut [f32]) {
+        let h = self.config.hidden_size;
+        for (s, seq) in seqs.iter().enumerate() {
+            for (p, &id) in seq.iter().enumerate() {
+                let row = &mut x[(offsets[s] + p) * h..(offsets[s] + p + 1) * h];
+                let word = &self.word[id as usize * h..(id as usize + 1) * h];
+                let pos = &self.position[p * h..(p + 1) * h];
+                for i in 0..h {
+                    row[i] = word[i] + pos[i] + self.token_type0[i];
+                }
+            }
+        }
+        self.layer_norm(jobs, x, &self.embed_norm);
+    }
+
+    /// Splits `rows` (of `width`) into about one chunk per thread and runs `f`
+    /// on each in the pool.
+    fn par_chunks(&self, jobs: usize, rows: &mut [f32], width: usize, f: impl Fn(&mut [f32]) + Sync + Send) {
+        if jobs <= 1 {
+            return f(rows);
+        }
+        let n_rows = rows.len() / width;
+        let per = n_rows.div_ceil(jobs).max(1);
+        rows.par_chunks_mut(per * width).for_each(f);
+    }
+
+    fn fill_rows(&self, jobs: usize, rows: &mut [f32], row: &[f32]) {
+        self.par_chunks(jobs, rows, row.len(), |chunk| {
+            for r in chunk.chunks_exact_mut(row.len()) {
+                r.copy_from_slice(row);
+            }
+        });
+    }
+
+    fn add_rows(&self, jobs: usize, rows: &mut [f32], row: &[f32]) {
+        self.par_chunks(jobs, rows, row.len(), |chunk| kernels::add_rows(chunk, row));
+    }
+
+    fn layer_norm(&self, jobs: usize, rows: &mut [f32], (gamma, beta): &(Vec<f32>, Vec<f32>)) {
+        let eps = self.config.layer_norm_eps;
+        let h = gamma.len();
+        self.par_chunks(jobs, rows, h, |chunk| kernels::layer_norm(chunk, h, gamma, beta, eps));
+    }
+
+    /// `out[m × n] += a[m × k] · wᵀ` with `w` stored `[n, k]`, split by
+    /// output columns across the pool (each job reads only its slice of `w`).
+    /// Few rows go to the packed kernel, many to BLAS (or the portable gemm).
+    fn linear(&self, jobs: usize, a: &[f32], m: usize, w: &Weight, out: &mut [f32]) {
+        let (n, k) = (w.packed.n(), w.packed.k());
+        debug_assert_eq!(a.len(), m * k);
+        debug_assert_eq!(out.len(), m * n);
+        let dst = SendPtr(out.as_mut_ptr());
+        if m <= self.packed_max_rows {
+            let tiles = w.packed.tiles();
+            let jobs = jobs.min(tiles).max(1);
+            let per = tiles.div_ceil(jobs);
+            for_each_job(jobs, |j| {
+                let range = (j * per).min(tiles)..((j + 1) * per).min(tiles);
+                // SAFETY: job j writes only the columns of its tiles.
+                unsafe { w.packed.matmul(m, a.as_ptr(), k, dst.ptr(), n, range, true) };
+            });
+            return;
+        }
+        let jobs = jobs.min(n.div_ceil(64)).max(1);
+        let per = n.div_ceil(jobs).div_ceil(16) * 16;
+        for_each_job(jobs, |j| {
+            let start = j * per;
+            let width = per.min(n.saturating_sub(start));
+            if width == 0 {
+                return;
+            }
+            // SAFETY: job j writes only columns [start, start + width) of
+            // `out`; the shapes are the ones asserted above.
+            unsafe {
+                self.gemm.sgemm(
+                    m,
+                    width,
+                    k,
+                    1.0,
+                    a.as_ptr(),
+                    k,
+                    w.raw.as_ptr().add(start * k),
+                    k,
+                    true,
+                    dst.ptr().add(start),
+                    n,
+                    true,
+                )
+            };
+        });
+    }
+
+    /// Scaled dot-product attention for each (text, head) pair, writing each
+    /// head's context into its columns of `ctx` (`tokens × hidden`).
+    fn attention(&self, jobs: usize, qkv: &[f32], offsets: &[usize], ctx: &mut [f32]) {
+        let h = self.config.hidden_size;
+        let heads = self.config.num_attention_heads;
+        let d = h / heads;
+        let scale = 1.0 / (d as f32).sqrt();
+        let dst = SendPtr(ctx.as_mut_ptr());
+        let pairs: Vec<(usize, usize)> =
+            (0..offsets.len() - 1).flat_map(|s| (0..heads).map(move |head| (s, head))).collect();
+        let run = |scores: &mut Vec<f32>, &(s, head): &(usize, usize)| {
+            let (start, len) = (offsets[s], offsets[s + 1] - offsets[s]);
+            if len == 0 {
+                return;
+            }
+            scores.resize(len * len, 0.0);
+            let base = qkv.as_ptr();
+            // SAFETY: Q, K, V of this text and head lie inside `qkv`
+            // (row stride 3h); the job writes only its text's rows and its
+            // head's columns of `ctx`.
+            unsafe {
+                let q = base.add(start * 3 * h + head * d);
+                let k = base.add(start * 3 * h + h + head * d);
+                let v = base.add(start * 3 * h + 2 * h + head * d);
+                self.gemm.sgemm(len, len, d, scale, q, 3 * h, k, 3 * h, true, scores.as_mut_ptr(), len, false);
+                kernels::softmax(scores, len);
+                self.gemm.sgemm(
+                    len,
+                    d,
+                    len,
+                    1.0,
+                    scores.as_ptr(),
+                    len,
+                    v,
+                    3 * h,
+                    false,
+                    dst.ptr().add(start * h + head * d),
+                    h,
+                    false,
+                );
+            }
+        };
+        if jobs <= 1 {
+            let mut scores = Vec::new();
+            pairs.iter().for_each(|pair| run(&mut scores, pair));
+        } else {
+            pairs.par_iter().for_each_init(Vec::new, run);
+        }
+    }
+}
+
+/// Runs `f(0..jobs)`: in the current rayon pool when there is more than one.
+fn for_each_job(jobs: usize, f: impl Fn(usize) + Sync + Send) {
+    if jobs <= 1 {
+        (0..jobs).for_each(f);
+    } else {
+        (0..jobs).into_par_iter().for_each(f);
+    }
+}
