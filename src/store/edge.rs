@@ -9,12 +9,15 @@
 //! `flush` and `close` take it exclusively, because `EdgeShard::flush`
 //! expects to find its inner locks free.
 //!
-//! Durability: an update returns after it is appended to the WAL (a
-//! memory-mapped file) and applied; a crashed *process* loses nothing that was
-//! acknowledged, because the kernel owns the mapped pages. `flush` (called on
-//! shutdown) also syncs them to disk.
+//! Durability: every write returns only after the shard has been flushed
+//! (segments, id tracker and payload storage synced to disk). Qdrant Edge
+//! 0.7 appends updates to a WAL but never replays it on load, so an update
+//! that was applied but not flushed is lost when the process dies; we
+//! measured exactly that (kill -9 after ingest: every event gone). Flushes
+//! are group commits: writers that arrive while one runs share the next.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -89,17 +92,37 @@ fn uuid_of(id: PointId) -> Result<Uuid, StoreError> {
     }
 }
 
-/// One Edge shard behind its lock.
+/// One Edge shard behind its lock, with its group-commit state.
 #[derive(Clone)]
 struct Collection {
     shard: Arc<RwLock<Option<EdgeShard>>>,
+    /// Writes applied so far (counts up).
+    applied: Arc<AtomicU64>,
+    /// Writes known to be on disk; held while a flush runs, so concurrent
+    /// writers wait for one flush instead of each running their own.
+    durable: Arc<tokio::sync::Mutex<u64>>,
+    /// Points written since the last optimisation, and whether one runs.
+    unoptimized: Arc<AtomicU64>,
+    optimizing: Arc<std::sync::atomic::AtomicBool>,
+    /// Optimise (index, merge, vacuum) after this many written points; 0 =
+    /// never on its own.
+    optimize_every: u64,
 }
 
 impl Collection {
-    fn open(path: &Path, config: EdgeConfig, indexes: Vec<(&'static str, Value)>) -> Result<Self, StoreError> {
+    fn open(
+        path: &Path,
+        config: EdgeConfig,
+        indexes: Vec<(&'static str, Value)>,
+        optimize_every: u64,
+    ) -> Result<Self, StoreError> {
         std::fs::create_dir_all(path).map_err(io("create data dir"))?;
         let shard = if path.join("edge_config.json").exists() {
-            EdgeShard::load(path, None).map_err(backend("load shard"))?
+            let shard = EdgeShard::load(path, None).map_err(backend("load shard"))?;
+            // Stores made by earlier versions get today's index settings.
+            shard.set_hnsw_config(config.hnsw_config).map_err(backend("set hnsw config"))?;
+            shard.set_optimizers_config(config.optimizers.clone()).map_err(backend("set optimizers config"))?;
+            shard
         } else {
             EdgeShard::new(path, config).map_err(backend("create shard"))?
         };
@@ -121,7 +144,70 @@ impl Collection {
             });
             shard.update(UpdateOperation::FieldIndexOperation(op)).map_err(backend("create index"))?;
         }
-        Ok(Self { shard: Arc::new(RwLock::new(Some(shard))) })
+        Ok(Self {
+            shard: Arc::new(RwLock::new(Some(shard))),
+            applied: Arc::new(AtomicU64::new(0)),
+            durable: Arc::new(tokio::sync::Mutex::new(0)),
+            unoptimized: Arc::new(AtomicU64::new(0)),
+            optimizing: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            optimize_every,
+        })
+    }
+
+    /// Builds indexes for what was written since the last call (HNSW
+    /// sub-graphs for large tenants, the compressed BM25 index), merges small
+    /// segments and drops deleted points, then flushes. Synchronous in Qdrant
+    /// Edge (no background optimiser): searches go on meanwhile, writes wait
+    /// for it to finish before their flush. Returns whether anything changed.
+    async fn optimize(&self) -> Result<bool, StoreError> {
+        self.unoptimized.store(0, Ordering::SeqCst);
+        let changed = self.run(|shard| shard.optimize().map_err(backend("optimize"))).await?;
+        self.flush().await?;
+        Ok(changed)
+    }
+
+    /// Counts written points and starts a background optimisation when
+    /// enough have piled up (one at a time). Qdrant Edge's mutable BM25
+    /// index costs O(posting list) per insert, so an appendable segment must
+    /// not grow without bound: ingest slowed 50× from 10k to 100k points
+    /// without this.
+    fn note_written(&self, points: usize) {
+        if self.optimize_every == 0 {
+            return;
+        }
+        let pending = self.unoptimized.fetch_add(points as u64, Ordering::SeqCst) + points as u64;
+        if pending < self.optimize_every
+            || self.optimizing.compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst).is_err()
+        {
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            match this.optimize().await {
+                Ok(_) => tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "store optimised"),
+                Err(e) => tracing::warn!(error = %e, "store optimisation failed"),
+            }
+            this.optimizing.store(false, Ordering::SeqCst);
+        });
+    }
+
+    /// Runs a write, then returns only once it is on disk (group commit:
+    /// one flush covers every write applied before it started).
+    async fn write<F>(&self, f: F) -> Result<(), StoreError>
+    where
+        F: FnOnce(&EdgeShard) -> Result<(), StoreError> + Send + 'static,
+    {
+        self.run(f).await?;
+        let mine = self.applied.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut durable = self.durable.lock().await;
+        if *durable >= mine {
+            return Ok(());
+        }
+        let covered = self.applied.load(Ordering::SeqCst);
+        self.flush().await?;
+        *durable = covered;
+        Ok(())
     }
 
     async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
@@ -143,18 +229,21 @@ impl Collection {
         if points.is_empty() {
             return Ok(());
         }
+        let written = points.len();
         let structs = points
             .into_iter()
             .map(|(id, vectors, payload)| PointStruct::new(PointId::Uuid(id), vectors, Value::Object(payload)).into())
             .collect();
-        self.run(move |shard| {
+        self.write(move |shard| {
             shard
                 .update(UpdateOperation::PointOperation(PointOperations::UpsertPoints(
                     PointInsertOperations::PointsList(structs),
                 )))
                 .map_err(backend("upsert"))
         })
-        .await
+        .await?;
+        self.note_written(written);
+        Ok(())
     }
 
     async fn count(&self, filter: Value) -> Result<usize, StoreError> {
@@ -168,15 +257,19 @@ impl Collection {
     /// and callers that must prove emptiness count again afterwards.
     async fn delete(&self, filter: Value) -> Result<usize, StoreError> {
         let filter: Filter = decode("build filter", filter)?;
-        self.run(move |shard| {
-            let n =
-                shard.count(CountRequest { filter: Some(filter.clone()), exact: true }).map_err(backend("count"))?;
+        let count = filter.clone();
+        let n = self
+            .run(move |shard| {
+                shard.count(CountRequest { filter: Some(count), exact: true }).map_err(backend("count"))
+            })
+            .await?;
+        self.write(move |shard| {
             shard
                 .update(UpdateOperation::PointOperation(PointOperations::DeletePointsByFilter(filter)))
-                .map_err(backend("delete"))?;
-            Ok(n)
+                .map_err(backend("delete"))
         })
-        .await
+        .await?;
+        Ok(n)
     }
 
     async fn scroll(&self, request: Value) -> Result<(Vec<(Uuid, Map<String, Value>)>, Option<Uuid>), StoreError> {
@@ -231,9 +324,35 @@ fn one_vector(name: &str, size: usize) -> EdgeConfig {
     }
 }
 
+/// Event points written between two automatic optimisations.
+const OPTIMIZE_EVERY_POINTS: u64 = 20_000;
+
 /// Dense vector plus the BM25 sparse vector with Qdrant's IDF modifier.
+///
+/// Index: every search filters on one user, so there is no global HNSW graph
+/// (`m = 0`); users with more points than `full_scan_threshold` get their own
+/// graph (`payload_m`, through the `is_tenant` index on `user_id`), smaller
+/// ones are scored exactly through the payload index, which is faster for
+/// them. One indexing thread, so optimisation never takes both cores from
+/// the model.
 fn activity_config(dimension: usize) -> EdgeConfig {
     let mut config = one_vector(DENSE_VECTOR, dimension);
+    config.hnsw_config = qdrant_edge::HnswIndexConfig {
+        m: 0,
+        payload_m: Some(16),
+        ef_construct: 100,
+        full_scan_threshold: 10_000,
+        max_indexing_threads: 1,
+        ..Default::default()
+    };
+    config.optimizers = qdrant_edge::EdgeOptimizersConfig {
+        // Segments above ~13k points get indexed; at most 8 segments of up
+        // to ~260k points each before merges stop.
+        indexing_threshold: Some(20_000),
+        default_segment_number: Some(8),
+        max_segment_size: Some(400_000),
+        ..Default::default()
+    };
     config.sparse_vectors =
         [(SPARSE_VECTOR.to_string(), EdgeSparseVectorParams::builder().modifier(Modifier::Idf).build())]
             .into_iter()
@@ -265,9 +384,14 @@ impl EdgeStore {
             });
         }
         let store = Self {
-            activity: Collection::open(&dir.join("activity"), activity_config(options.dimension), event_indexes())?,
-            consent: Collection::open(&dir.join("consent"), one_vector(NO_VECTOR, 1), consent_indexes())?,
-            access: Collection::open(&dir.join("access"), one_vector(NO_VECTOR, 1), access_indexes())?,
+            activity: Collection::open(
+                &dir.join("activity"),
+                activity_config(options.dimension),
+                event_indexes(),
+                OPTIMIZE_EVERY_POINTS,
+            )?,
+            consent: Collection::open(&dir.join("consent"), one_vector(NO_VECTOR, 1), consent_indexes(), 0)?,
+            access: Collection::open(&dir.join("access"), one_vector(NO_VECTOR, 1), access_indexes(), 0)?,
             bm25: Arc::new(bm25(options.bm25_avg_len)?),
             path: Arc::new(dir.clone()),
         };
@@ -276,6 +400,12 @@ impl EdgeStore {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Optimises the event collection now (see `Collection::optimize`); the
+    /// store also does this on its own every 20,000 written points.
+    pub async fn optimize(&self) -> Result<bool, StoreError> {
+        self.activity.optimize().await
     }
 
     /// Flushes and releases every shard; later calls fail with
@@ -439,7 +569,7 @@ impl VectorStore for EdgeStore {
         }
         let ids = ids.into_iter().map(PointId::Uuid).collect();
         self.activity
-            .run(move |shard| {
+            .write(move |shard| {
                 shard
                     .update(UpdateOperation::PointOperation(PointOperations::DeletePoints { ids }))
                     .map_err(backend("delete"))

@@ -17,10 +17,12 @@ pub fn event_indexes() -> Vec<(&'static str, Value)> {
         // Tenant index: one user's points are stored together, and a
         // user-filtered search touches only them.
         ("user_id", json!({"type": "keyword", "is_tenant": true})),
-        ("source_id", json!({"type": "keyword"})),
-        ("event_name", json!({"type": "keyword"})),
-        ("family", json!({"type": "keyword"})),
-        ("event_time", json!({"type": "integer", "lookup": false, "range": true})),
+        // Filters only: no HNSW sub-graphs per source, name or family
+        // (those are built for every value of an indexed field otherwise).
+        ("source_id", json!({"type": "keyword", "enable_hnsw": false})),
+        ("event_name", json!({"type": "keyword", "enable_hnsw": false})),
+        ("family", json!({"type": "keyword", "enable_hnsw": false})),
+        ("event_time", json!({"type": "integer", "lookup": false, "range": true, "enable_hnsw": false})),
     ]
 }
 

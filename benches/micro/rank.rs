@@ -1,0 +1,73 @@
+//! Ranking (fusion, recency, collapse, MMR), then packing into the token
+//! budget with the real tokenizer, which renders and screens each snippet:
+//! the CPU work of one GetContext after the search, at the engine's default
+//! 64 + 64 candidates.
+//!
+//! `cargo bench --profile dev --bench rank`
+
+use context_engine::domain::{ActivityEvent, EventRecord};
+use context_engine::rank::{pack, rank, Candidate, RankingOptions};
+use context_engine::render::InjectionPolicy;
+use context_engine::tokens::HfTokenCounter;
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use rand::{Rng, SeedableRng};
+
+fn unit(rng: &mut impl Rng, dim: usize) -> Vec<f32> {
+    let v: Vec<f32> = (0..dim).map(|_| rng.random::<f32>() - 0.5).collect();
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.into_iter().map(|x| x / n).collect()
+}
+
+fn candidates(n: usize, now: i64) -> Vec<Candidate> {
+    const ITEMS: &[&str] = &["Trail running shoes", "Wireless headphones", "Espresso machine", "Yoga mat", "Galaxy Raiders"];
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+    (0..n)
+        .map(|i| {
+            let item = ITEMS[i % ITEMS.len()];
+            let event = ActivityEvent {
+                event_id: format!("e{i}"),
+                user_id: "ann".into(),
+                source_id: format!("shop{}", i % 3),
+                source_name: "Example Shop".into(),
+                event_name: if i % 2 == 0 { "Purchase".into() } else { "ViewContent".into() },
+                event_time: now - (i as i64) * 3_600 * 7,
+                action_source: "website".into(),
+                ..Default::default()
+            };
+            let text = format!("Purchased {item} (size {}) for {}.99 EUR at Example Shop", 38 + i % 8, 20 + i);
+            Candidate {
+                point_id: format!("p{i}"),
+                record: EventRecord { event, text, ingested_at: now, content_hash: String::new() },
+                vector: unit(&mut rng, 384),
+                dense_rank: Some(i),
+                sparse_rank: (i % 3 == 0).then_some(i / 3),
+                sparse_score: (i % 3 == 0).then_some(8.0 - i as f32 * 0.05),
+                consent_version: 1,
+            }
+        })
+        .collect()
+}
+
+fn bench(c: &mut Criterion) {
+    let dir = std::env::var("CONTEXT_ENGINE_MODEL_DIR").unwrap_or_else(|_| "models/all-MiniLM-L6-v2".into());
+    let counter = HfTokenCounter::load(&std::path::Path::new(&dir).join("tokenizer.json")).expect("tokenizer");
+    let now = 1_800_000_000;
+    let options = RankingOptions::default();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+    let query = unit(&mut rng, 384);
+    let mut group = c.benchmark_group("rank_pack");
+    for n in [32usize, 128] {
+        let input = candidates(n, now);
+        group.bench_with_input(BenchmarkId::new("rank", n), &input, |b, input| {
+            b.iter(|| rank(&query, input.clone(), &options, now))
+        });
+        let ranking = rank(&query, input.clone(), &options, now);
+        group.bench_with_input(BenchmarkId::new("pack_render_512tok", n), &ranking, |b, ranking| {
+            b.iter(|| pack(ranking, 8, 512, InjectionPolicy::Drop, &counter))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
