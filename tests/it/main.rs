@@ -4,6 +4,7 @@
 mod budget;
 mod common;
 mod consent;
+mod crash;
 mod example;
 mod grpc;
 mod parity;

@@ -1,0 +1,155 @@
+//! Durability under `kill -9`: the server runs as a child process, a client
+//! ingests events with unique ids and records each id only after its OK, the
+//! server is SIGKILLed at random moments and restarted, and at the end every
+//! acknowledged event is in the store, once.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use context_engine::api::BearerKey;
+use context_engine::domain::Scope;
+use context_engine::pb;
+use context_engine::pb::context_engine_client::ContextEngineClient;
+use context_engine::pb::privacy_client::PrivacyClient;
+use context_engine::store::{EdgeOptions, EdgeStore, VectorStore, DEFAULT_BM25_AVG_LEN};
+use rand::{Rng, SeedableRng};
+use tonic::transport::Channel;
+
+use crate::common::{ev, model_dir, Client};
+
+fn free_port() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+fn spawn(data: &Path, addr: SocketAddr) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_context-engine"))
+        .args(["serve", "--listen", &addr.to_string(), "--data-dir"])
+        .arg(data)
+        .arg("--model-dir")
+        .arg(model_dir())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("server starts")
+}
+
+async fn connect(addr: SocketAddr) -> Channel {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(channel) = Channel::from_shared(format!("http://{addr}")).unwrap().connect().await {
+            return channel;
+        }
+        assert!(Instant::now() < deadline, "server did not come up on {addr}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn acknowledged_events_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let addr = free_port();
+    let mut child = spawn(&data, addr);
+    let channel = connect(addr).await;
+    let mut privacy = PrivacyClient::with_interceptor(channel, BearerKey::new(None).unwrap());
+    privacy
+        .set_consent(pb::SetConsentRequest {
+            user_id: "crash-user".into(),
+            source_id: "shop".into(),
+            purpose: pb::Purpose::ChatAssistant as i32,
+            state: pb::ConsentState::Granted as i32,
+        })
+        .await
+        .expect("grant");
+
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(42);
+    let mut acked: Vec<String> = Vec::new();
+    let mut next = 0usize;
+    let kills = 4;
+    for round in 0..=kills {
+        let channel = connect(addr).await;
+        let mut client: Client = ContextEngineClient::with_interceptor(channel, BearerKey::new(None).unwrap());
+        // Ingest in small batches until the kill lands (the last round ends
+        // with a clean stop instead).
+        let kill_after = Duration::from_millis(rng.random_range(300..1500));
+        let started = Instant::now();
+        let ingest = async {
+            loop {
+                let batch: Vec<pb::ActivityEvent> = (0..rng.random_range(1..6))
+                    .map(|_| {
+                        next += 1;
+                        ev("crash-user", "shop", &format!("e{next}"), "Purchase", &format!("Item number {next}"))
+                    })
+                    .collect();
+                let ids: Vec<String> = batch.iter().map(|e| e.event_id.clone()).collect();
+                match client.ingest(pb::IngestRequest { events: batch }).await {
+                    Ok(r) => {
+                        let r = r.into_inner();
+                        assert_eq!(r.accepted as usize, ids.len(), "every event of the batch is valid");
+                        acked.extend(ids);
+                    }
+                    // The connection died with the server: unacknowledged.
+                    Err(_) => return,
+                }
+                if round == kills && started.elapsed() > kill_after {
+                    return;
+                }
+            }
+        };
+        if round < kills {
+            let killer = async {
+                tokio::time::sleep(kill_after).await;
+                // SIGKILL: no shutdown hook, no flush.
+                child.kill().unwrap();
+                child.wait().unwrap();
+            };
+            tokio::join!(ingest, killer);
+            child = spawn(&data, addr);
+        } else {
+            ingest.await;
+            // SIGKILL at the end too: nothing may depend on a clean stop.
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+    assert!(acked.len() > 20, "the test acknowledged only {} events", acked.len());
+
+    let store = EdgeStore::open(&EdgeOptions {
+        data_dir: data.clone(),
+        dimension: 384,
+        model_id: "all-MiniLM-L6-v2".into(),
+        bm25_avg_len: DEFAULT_BM25_AVG_LEN,
+    })
+    .expect("store reopens after kill -9");
+    let mut stored = Vec::new();
+    let mut from = None;
+    loop {
+        let page = store.scroll(Scope::whole_user("crash-user"), from, 500).await.unwrap();
+        stored.extend(page.records.into_iter().map(|(_, r)| r.event.event_id));
+        match page.next {
+            Some(n) => from = Some(n),
+            None => break,
+        }
+    }
+    store.close();
+    let unique: HashSet<&String> = stored.iter().collect();
+    assert_eq!(unique.len(), stored.len(), "no event is stored twice");
+    let missing: Vec<&String> = acked.iter().filter(|id| !unique.contains(id)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged events lost, e.g. {:?}",
+        missing.len(),
+        acked.len(),
+        &missing[..missing.len().min(5)]
+    );
+    println!(
+        "kill -9 durability: {kills} kills + 1 final kill, {} acknowledged, all {} stored ({} unacknowledged also landed)",
+        acked.len(),
+        acked.len(),
+        stored.len() - acked.len()
+    );
+}
