@@ -25,8 +25,27 @@ fn model() -> context_engine::embed::candle::CandleEmbedder {
 /// A text of about `tokens` word-piece tokens (activity-like words).
 fn text(tokens: usize, seed: usize) -> String {
     const WORDS: &[&str] = &[
-        "purchased", "trail", "running", "shoes", "for", "89.90", "EUR", "at", "outdoor", "store", "viewed",
-        "wireless", "headphones", "played", "galaxy", "raiders", "minutes", "level", "searched", "hotel", "lisbon",
+        "purchased",
+        "trail",
+        "running",
+        "shoes",
+        "for",
+        "89.90",
+        "EUR",
+        "at",
+        "outdoor",
+        "store",
+        "viewed",
+        "wireless",
+        "headphones",
+        "played",
+        "galaxy",
+        "raiders",
+        "minutes",
+        "level",
+        "searched",
+        "hotel",
+        "lisbon",
     ];
     let mut out = String::new();
     let mut i = seed;

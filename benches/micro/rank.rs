@@ -19,7 +19,8 @@ fn unit(rng: &mut impl Rng, dim: usize) -> Vec<f32> {
 }
 
 fn candidates(n: usize, now: i64) -> Vec<Candidate> {
-    const ITEMS: &[&str] = &["Trail running shoes", "Wireless headphones", "Espresso machine", "Yoga mat", "Galaxy Raiders"];
+    const ITEMS: &[&str] =
+        &["Trail running shoes", "Wireless headphones", "Espresso machine", "Yoga mat", "Galaxy Raiders"];
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
     (0..n)
         .map(|i| {

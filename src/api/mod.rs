@@ -72,7 +72,16 @@ pub async fn serve(
             // Without TCP_NODELAY a small response waits for the client's
             // delayed ACK (Nagle): ~40 ms added to every unary call.
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
-            shutdown,
+            async move {
+                shutdown.await;
+                // Health turns NOT_SERVING before the listener closes, so a
+                // load balancer polling it stops sending new calls; calls in
+                // flight then finish (tonic drains them) and the caller
+                // flushes the store.
+                health_reporter.set_not_serving::<ContextEngineServer<ContextService>>().await;
+                health_reporter.set_not_serving::<PrivacyServer<PrivacyService>>().await;
+                tracing::info!("shutdown requested: health is NOT_SERVING, draining calls in flight");
+            },
         )
         .await?;
     Ok(())

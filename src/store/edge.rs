@@ -259,9 +259,7 @@ impl Collection {
         let filter: Filter = decode("build filter", filter)?;
         let count = filter.clone();
         let n = self
-            .run(move |shard| {
-                shard.count(CountRequest { filter: Some(count), exact: true }).map_err(backend("count"))
-            })
+            .run(move |shard| shard.count(CountRequest { filter: Some(count), exact: true }).map_err(backend("count")))
             .await?;
         self.write(move |shard| {
             shard

@@ -24,8 +24,24 @@ fn free_port() -> SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
 }
 
-fn spawn(data: &Path, addr: SocketAddr) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_context-engine"))
+/// The server process, killed when dropped (a failing test leaves none behind).
+struct Server(Child);
+
+impl Server {
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn spawn(data: &Path, addr: SocketAddr) -> Server {
+    let child = Command::new(env!("CARGO_BIN_EXE_context-engine"))
         .args(["serve", "--listen", &addr.to_string(), "--data-dir"])
         .arg(data)
         .arg("--model-dir")
@@ -34,7 +50,8 @@ fn spawn(data: &Path, addr: SocketAddr) -> Child {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("server starts")
+        .expect("server starts");
+    Server(child)
 }
 
 async fn connect(addr: SocketAddr) -> Channel {
@@ -104,16 +121,14 @@ async fn acknowledged_events_survive_kill_9() {
             let killer = async {
                 tokio::time::sleep(kill_after).await;
                 // SIGKILL: no shutdown hook, no flush.
-                child.kill().unwrap();
-                child.wait().unwrap();
+                child.kill();
             };
             tokio::join!(ingest, killer);
             child = spawn(&data, addr);
         } else {
             ingest.await;
             // SIGKILL at the end too: nothing may depend on a clean stop.
-            child.kill().unwrap();
-            child.wait().unwrap();
+            child.kill();
         }
     }
     assert!(acked.len() > 20, "the test acknowledged only {} events", acked.len());

@@ -9,7 +9,7 @@
 //! streams past it, so each weight is read from memory once per call.
 //!
 //! The micro-kernels keep `R × TILE` accumulators in registers (AVX-512: 8
-//! rows, 16 zmm; AVX2+FMA: 2 rows, 8 ymm), chosen at run time; other CPUs get
+//! to 12 rows, 24 zmm; AVX2+FMA: 2 rows, 8 ymm), chosen at run time; other CPUs get
 //! plain loops.
 
 /// Outputs per tile.
@@ -100,22 +100,22 @@ unsafe fn matmul_avx512(
         let tile = w.data.as_ptr().add(t * k * TILE);
         let cols = TILE.min(w.n - t * TILE);
         let mut row = 0;
-        while row + 8 <= m {
-            x86::block_avx512::<8>(tile, k, a.add(row * lda), lda, c.add(row * ldc + t * TILE), ldc, cols, accumulate);
-            row += 8;
-        }
-        // The rest in blocks of 4, 2, 1: a lone row is one dependency chain
-        // per accumulator, so fewer, wider blocks keep the FMA units fed.
-        for r in [4, 2, 1] {
-            while row + r <= m {
-                let (a, c) = (a.add(row * lda), c.add(row * ldc + t * TILE));
-                match r {
-                    4 => x86::block_avx512::<4>(tile, k, a, lda, c, ldc, cols, accumulate),
-                    2 => x86::block_avx512::<2>(tile, k, a, lda, c, ldc, cols, accumulate),
-                    _ => x86::block_avx512::<1>(tile, k, a, lda, c, ldc, cols, accumulate),
-                }
-                row += r;
+        // Up to 12 rows in one pass (24 zmm accumulators), so a chat query's
+        // rows read each weight tile once; longer inputs in blocks of 8.
+        while row < m {
+            let left = m - row;
+            let r = if left <= 12 { left } else { 8 };
+            let (a, c) = (a.add(row * lda), c.add(row * ldc + t * TILE));
+            macro_rules! go {
+                ($($n:literal)*) => {
+                    match r {
+                        $($n => x86::block_avx512::<$n>(tile, k, a, lda, c, ldc, cols, accumulate),)*
+                        _ => unreachable!(),
+                    }
+                };
             }
+            go!(1 2 3 4 5 6 7 8 9 10 11 12);
+            row += r;
         }
     }
 }
@@ -183,6 +183,9 @@ mod x86 {
         let mut lo = [_mm512_setzero_ps(); R];
         let mut hi = [_mm512_setzero_ps(); R];
         for kk in 0..k {
+            // Stream the tile ahead of use (2 KiB): the hardware prefetcher
+            // stops at every 4 KiB page.
+            _mm_prefetch::<_MM_HINT_T0>(tile.add((kk + 16) * TILE) as *const i8);
             let w0 = _mm512_loadu_ps(tile.add(kk * TILE));
             let w1 = _mm512_loadu_ps(tile.add(kk * TILE + 16));
             for r in 0..R {
