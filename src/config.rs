@@ -85,6 +85,10 @@ pub struct ServeArgs {
     /// Texts of concurrent requests merged into one model call.
     #[arg(long, env = "CONTEXT_ENGINE_EMBED_BATCH", default_value_t = 64)]
     pub embed_batch: usize,
+    /// Calls handled at once (all connections); more are refused with
+    /// RESOURCE_EXHAUSTED.
+    #[arg(long, env = "CONTEXT_ENGINE_MAX_IN_FLIGHT", default_value_t = 256)]
+    pub max_in_flight: usize,
     /// Query vectors kept for a person repeating a query (0 = no cache).
     #[arg(long, env = "CONTEXT_ENGINE_QUERY_CACHE", default_value_t = 1024)]
     pub query_cache: usize,
@@ -282,6 +286,7 @@ pub struct ServeConfig {
     /// Empty: local development mode (loopback only).
     pub keys: ApiKeys,
     pub app: AppConfig,
+    pub serve: crate::api::ServeOptions,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -297,6 +302,9 @@ impl TryFrom<ServeArgs> for ServeConfig {
     fn try_from(a: ServeArgs) -> Result<Self, ConfigError> {
         if a.embed_queue == 0 || a.embed_queue > 65_536 {
             return Err(ConfigError { flag: "embed-queue", message: "expected 1..=65536".into() });
+        }
+        if a.max_in_flight == 0 || a.max_in_flight > 1_000_000 {
+            return Err(ConfigError { flag: "max-in-flight", message: "expected 1..=1000000".into() });
         }
         if a.embed_batch == 0 || a.embed_batch > 4096 {
             return Err(ConfigError { flag: "embed-batch", message: "expected 1..=4096".into() });
@@ -356,7 +364,7 @@ impl TryFrom<ServeArgs> for ServeConfig {
         ranking.recency_floor = unit("recency-floor", r.recency_floor)?;
         ranking.diversity = unit("diversity", r.diversity)?;
         ranking.injection_policy = r.injection_policy.into();
-        Ok(Self { keys, listen: a.listen, app })
+        Ok(Self { keys, listen: a.listen, app, serve: crate::api::ServeOptions { max_in_flight: a.max_in_flight } })
     }
 }
 

@@ -58,7 +58,7 @@ async fn serve(config: ServeConfig) -> Result<()> {
         startup_ms = started.elapsed().as_millis() as u64,
         "context engine serving"
     );
-    api::serve(listener, app.engine.clone(), config.keys.clone(), shutdown_signal()).await?;
+    api::serve_with(listener, app.engine.clone(), config.keys.clone(), config.serve, shutdown_signal()).await?;
     info!("shutting down: flushing the store");
     app.engine.flush().await?;
     let store = app.store.clone();

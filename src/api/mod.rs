@@ -49,6 +49,31 @@ pub async fn serve(
     keys: ApiKeys,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
+    serve_with(listener, engine, keys, ServeOptions::default(), shutdown).await
+}
+
+/// Server-wide limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServeOptions {
+    /// Calls being handled at once, all connections together (health and
+    /// reflection included); one more is refused at once with
+    /// RESOURCE_EXHAUSTED instead of queueing.
+    pub max_in_flight: usize,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self { max_in_flight: 256 }
+    }
+}
+
+pub async fn serve_with(
+    listener: TcpListener,
+    engine: Arc<Engine>,
+    keys: ApiKeys,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<ContextEngineServer<ContextService>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
@@ -64,6 +89,10 @@ pub async fn serve(
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let intercept = keys.interceptor();
     tonic::transport::Server::builder()
+        // Outermost first: a call beyond the limit is shed (tonic answers
+        // tower's `Overloaded` with RESOURCE_EXHAUSTED), never queued.
+        .layer(tower::load_shed::LoadShedLayer::new())
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(options.max_in_flight.max(1)))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(tonic::service::interceptor::InterceptedService::new(service, intercept.clone()))

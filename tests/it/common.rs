@@ -84,12 +84,16 @@ impl TestServer {
     }
 
     pub async fn serve_with_keys(app: App, keys: ApiKeys) -> Self {
+        Self::serve_with_options(app, keys, Default::default()).await
+    }
+
+    pub async fn serve_with_options(app: App, keys: ApiKeys, options: context_engine::api::ServeOptions) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel();
         let engine: Arc<Engine> = app.engine.clone();
         let task = tokio::spawn(async move {
-            context_engine::api::serve(listener, engine, keys, async {
+            context_engine::api::serve_with(listener, engine, keys, options, async {
                 let _ = rx.await;
             })
             .await

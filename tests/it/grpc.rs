@@ -350,3 +350,32 @@ async fn reflection_lists_the_services() {
     }
     server.stop().await;
 }
+
+/// Beyond `max_in_flight` calls a new call is refused at once with
+/// RESOURCE_EXHAUSTED (not queued), the call in flight completes with
+/// nothing lost, and the server serves again afterwards.
+#[tokio::test(flavor = "multi_thread")]
+async fn calls_beyond_the_in_flight_limit_are_shed() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_path_buf();
+    let app = tokio::task::spawn_blocking(move || crate::common::build_app(&data)).await.unwrap();
+    let options = context_engine::api::ServeOptions { max_in_flight: 1 };
+    let server = TestServer::serve_with_options(app, Default::default(), options).await;
+    server.grant("ann", &["shop"], context_engine::domain::Purpose::ChatAssistant).await;
+    let mut slow = server.client().await;
+    let mut other = server.client().await;
+    // Long enough to be in flight while the second call arrives (several
+    // hundred milliseconds of embedding).
+    let events: Vec<pb::ActivityEvent> = (0..400)
+        .map(|i| crate::common::ev("ann", "shop", &format!("e{i}"), "Purchase", &format!("Hiking boots model {i}")))
+        .collect();
+    let ingest = tokio::spawn(async move { slow.ingest(pb::IngestRequest { events }).await });
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    let shed = other.get_context(crate::common::chat("ann", "boots", 3)).await.unwrap_err();
+    assert_eq!(shed.code(), tonic::Code::ResourceExhausted, "{shed:?}");
+    let done = ingest.await.unwrap().expect("the call in flight completes").into_inner();
+    assert_eq!(done.accepted, 400, "nothing lost to shedding");
+    let answer = other.get_context(crate::common::chat("ann", "boots", 3)).await.expect("served again");
+    assert_eq!(answer.into_inner().snippets.len(), 3);
+    server.stop().await;
+}
