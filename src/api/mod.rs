@@ -22,7 +22,7 @@ use crate::pb::context_engine_server::ContextEngineServer;
 use crate::pb::privacy_server::PrivacyServer;
 
 pub use auth::{ApiKeys, BearerKey};
-pub use convert::{event_from_pb, event_to_pb, purpose_to_pb, state_to_pb};
+pub use convert::{context_request_from_pb, event_from_pb, event_to_pb, purpose_to_pb, state_to_pb};
 pub use privacy::PrivacyService;
 pub use service::ContextService;
 pub use status::to_status;

@@ -7,6 +7,7 @@ mod consent;
 mod crash;
 mod example;
 mod grpc;
+mod hostile;
 mod parity;
 mod ranking;
 mod store;
