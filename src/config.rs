@@ -89,6 +89,10 @@ pub struct ServeArgs {
     /// RESOURCE_EXHAUSTED.
     #[arg(long, env = "CONTEXT_ENGINE_MAX_IN_FLIGHT", default_value_t = 256)]
     pub max_in_flight: usize,
+    /// Seconds calls in flight get to finish after SIGTERM before the store
+    /// is flushed and the process exits anyway.
+    #[arg(long, env = "CONTEXT_ENGINE_SHUTDOWN_GRACE", default_value_t = 30)]
+    pub shutdown_grace: u64,
     /// Query vectors kept for a person repeating a query (0 = no cache).
     #[arg(long, env = "CONTEXT_ENGINE_QUERY_CACHE", default_value_t = 1024)]
     pub query_cache: usize,
@@ -287,6 +291,7 @@ pub struct ServeConfig {
     pub keys: ApiKeys,
     pub app: AppConfig,
     pub serve: crate::api::ServeOptions,
+    pub shutdown_grace: std::time::Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -364,7 +369,13 @@ impl TryFrom<ServeArgs> for ServeConfig {
         ranking.recency_floor = unit("recency-floor", r.recency_floor)?;
         ranking.diversity = unit("diversity", r.diversity)?;
         ranking.injection_policy = r.injection_policy.into();
-        Ok(Self { keys, listen: a.listen, app, serve: crate::api::ServeOptions { max_in_flight: a.max_in_flight } })
+        Ok(Self {
+            keys,
+            listen: a.listen,
+            app,
+            serve: crate::api::ServeOptions { max_in_flight: a.max_in_flight },
+            shutdown_grace: std::time::Duration::from_secs(a.shutdown_grace),
+        })
     }
 }
 

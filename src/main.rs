@@ -58,7 +58,25 @@ async fn serve(config: ServeConfig) -> Result<()> {
         startup_ms = started.elapsed().as_millis() as u64,
         "context engine serving"
     );
-    api::serve_with(listener, app.engine.clone(), config.keys.clone(), config.serve, shutdown_signal()).await?;
+    // SIGTERM/Ctrl-C: health turns NOT_SERVING, the listener closes, calls in
+    // flight get `--shutdown-grace` to finish; then the store is flushed
+    // either way and the process exits 0.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let signal = async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    };
+    let serve = api::serve_with(listener, app.engine.clone(), config.keys.clone(), config.serve, signal);
+    let grace = config.shutdown_grace;
+    let deadline = async move {
+        let mut stop_rx = stop_rx;
+        let _ = stop_rx.wait_for(|stopped| *stopped).await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        served = serve => served?,
+        _ = deadline => tracing::warn!(grace_s = grace.as_secs(), "calls still in flight after the shutdown grace; stopping anyway"),
+    }
     info!("shutting down: flushing the store");
     app.engine.flush().await?;
     let store = app.store.clone();

@@ -168,3 +168,54 @@ async fn acknowledged_events_survive_kill_9() {
         stored.len() - acked.len()
     );
 }
+
+/// SIGTERM: a call in flight when the signal arrives still completes, the
+/// process exits 0, and the store holds what was acknowledged.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_drains_calls_in_flight_and_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let addr = free_port();
+    let mut server = spawn(&data, addr);
+    let channel = connect(addr).await;
+    let mut privacy = PrivacyClient::with_interceptor(channel.clone(), BearerKey::new(None).unwrap());
+    privacy
+        .set_consent(pb::SetConsentRequest {
+            user_id: "term-user".into(),
+            source_id: "shop".into(),
+            purpose: pb::Purpose::ChatAssistant as i32,
+            state: pb::ConsentState::Granted as i32,
+        })
+        .await
+        .expect("grant");
+    let mut client: Client = ContextEngineClient::with_interceptor(channel, BearerKey::new(None).unwrap());
+    // Several hundred milliseconds of embedding: in flight when SIGTERM lands.
+    let events: Vec<pb::ActivityEvent> =
+        (0..400).map(|i| ev("term-user", "shop", &format!("t{i}"), "Purchase", &format!("Tent model {i}"))).collect();
+    let call = tokio::spawn(async move { client.ingest(pb::IngestRequest { events }).await });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let pid = server.0.id().to_string();
+    let status = Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
+    assert!(status.success());
+    let answer = call.await.unwrap().expect("the call in flight completes after SIGTERM").into_inner();
+    assert_eq!(answer.accepted, 400);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let exit = loop {
+        if let Some(exit) = server.0.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "server did not exit after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exit.success(), "exit status {exit:?}");
+    let store = EdgeStore::open(&EdgeOptions {
+        data_dir: data.clone(),
+        dimension: 384,
+        model_id: "all-MiniLM-L6-v2".into(),
+        bm25_avg_len: DEFAULT_BM25_AVG_LEN,
+    })
+    .expect("store reopens");
+    let n = store.count(Scope::whole_user("term-user")).await.unwrap();
+    store.close();
+    assert_eq!(n, 400);
+}
