@@ -65,6 +65,29 @@ async fn connect(addr: SocketAddr) -> Channel {
     }
 }
 
+/// Grants the test's user chat-assistant use of source `shop` over gRPC.
+async fn grant(channel: Channel, user: &str) {
+    PrivacyClient::with_interceptor(channel, BearerKey::new(None).unwrap())
+        .set_consent(pb::SetConsentRequest {
+            user_id: user.into(),
+            source_id: "shop".into(),
+            purpose: pb::Purpose::ChatAssistant as i32,
+            state: pb::ConsentState::Granted as i32,
+        })
+        .await
+        .expect("grant");
+}
+
+/// Opens the stopped server's store directly.
+fn reopen(data: &Path) -> Result<EdgeStore, context_engine::store::StoreError> {
+    EdgeStore::open(&EdgeOptions {
+        data_dir: data.to_path_buf(),
+        dimension: 384,
+        model_id: "all-MiniLM-L6-v2".into(),
+        bm25_avg_len: DEFAULT_BM25_AVG_LEN,
+    })
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn acknowledged_events_survive_kill_9() {
     let dir = tempfile::tempdir().unwrap();
@@ -72,16 +95,7 @@ async fn acknowledged_events_survive_kill_9() {
     let addr = free_port();
     let mut child = spawn(&data, addr);
     let channel = connect(addr).await;
-    let mut privacy = PrivacyClient::with_interceptor(channel, BearerKey::new(None).unwrap());
-    privacy
-        .set_consent(pb::SetConsentRequest {
-            user_id: "crash-user".into(),
-            source_id: "shop".into(),
-            purpose: pb::Purpose::ChatAssistant as i32,
-            state: pb::ConsentState::Granted as i32,
-        })
-        .await
-        .expect("grant");
+    grant(channel, "crash-user").await;
 
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(42);
     let mut acked: Vec<String> = Vec::new();
@@ -133,13 +147,7 @@ async fn acknowledged_events_survive_kill_9() {
     }
     assert!(acked.len() > 20, "the test acknowledged only {} events", acked.len());
 
-    let store = EdgeStore::open(&EdgeOptions {
-        data_dir: data.clone(),
-        dimension: 384,
-        model_id: "all-MiniLM-L6-v2".into(),
-        bm25_avg_len: DEFAULT_BM25_AVG_LEN,
-    })
-    .expect("store reopens after kill -9");
+    let store = reopen(&data).expect("store reopens after kill -9");
     let mut stored = Vec::new();
     let mut from = None;
     loop {
@@ -178,16 +186,7 @@ async fn sigterm_drains_calls_in_flight_and_exits_zero() {
     let addr = free_port();
     let mut server = spawn(&data, addr);
     let channel = connect(addr).await;
-    let mut privacy = PrivacyClient::with_interceptor(channel.clone(), BearerKey::new(None).unwrap());
-    privacy
-        .set_consent(pb::SetConsentRequest {
-            user_id: "term-user".into(),
-            source_id: "shop".into(),
-            purpose: pb::Purpose::ChatAssistant as i32,
-            state: pb::ConsentState::Granted as i32,
-        })
-        .await
-        .expect("grant");
+    grant(channel.clone(), "term-user").await;
     let mut client: Client = ContextEngineClient::with_interceptor(channel, BearerKey::new(None).unwrap());
     // Several hundred milliseconds of embedding: in flight when SIGTERM lands.
     let events: Vec<pb::ActivityEvent> =
@@ -208,13 +207,7 @@ async fn sigterm_drains_calls_in_flight_and_exits_zero() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(exit.success(), "exit status {exit:?}");
-    let store = EdgeStore::open(&EdgeOptions {
-        data_dir: data.clone(),
-        dimension: 384,
-        model_id: "all-MiniLM-L6-v2".into(),
-        bm25_avg_len: DEFAULT_BM25_AVG_LEN,
-    })
-    .expect("store reopens");
+    let store = reopen(&data).expect("store reopens");
     let n = store.count(Scope::whole_user("term-user")).await.unwrap();
     store.close();
     assert_eq!(n, 400);
