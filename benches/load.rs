@@ -43,6 +43,34 @@ struct Args {
     seed_events: usize,
     #[arg(long, default_value_t = 7)]
     seed: u64,
+    /// The server's metrics endpoint (`--metrics-listen`), e.g.
+    /// `127.0.0.1:9464`: its resident memory is sampled during the run and
+    /// reported with the server's own call counts (a soak run).
+    #[arg(long)]
+    metrics: Option<String>,
+    /// Seconds between memory samples, and the length of the windows the
+    /// report gives latency percentiles for.
+    #[arg(long, default_value_t = 30)]
+    window: u64,
+}
+
+/// `GET /metrics` over HTTP/1.0 from `addr` (host:port); series → value.
+async fn scrape(addr: &str) -> Result<BTreeMap<String, f64>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.with_context(|| format!("metrics at {addr}"))?;
+    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").await?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).await?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+    Ok(body
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' ').and_then(|(k, v)| Some((k.to_string(), v.parse().ok()?))))
+        .collect())
+}
+
+fn rss_mb(metrics: &BTreeMap<String, f64>) -> f64 {
+    metrics.get("context_engine_process_resident_memory_bytes").copied().unwrap_or(0.0) / 1e6
 }
 
 const SOURCE: &str = "loadshop";
@@ -137,7 +165,27 @@ async fn seed(args: &Args) -> Result<()> {
 #[derive(Default)]
 struct Tally {
     latencies_ms: Vec<f64>,
+    /// Seconds since the run started, per entry of `latencies_ms`.
+    at_s: Vec<f64>,
     errors: BTreeMap<String, usize>,
+}
+
+/// Throughput and percentiles per window of `window` seconds.
+fn windows(t: &Tally, window: f64) -> Vec<serde_json::Value> {
+    let mut by_window: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
+    for (ms, at) in t.latencies_ms.iter().zip(&t.at_s) {
+        by_window.entry((at / window) as u64).or_default().push(*ms);
+    }
+    by_window
+        .into_iter()
+        .map(|(w, mut v)| {
+            v.sort_by(f64::total_cmp);
+            let n = v.len();
+            let at = |p: f64| v[((p * n as f64).ceil() as usize).clamp(1, n) - 1];
+            json!({"from_s": w as f64 * window, "ok": n, "per_second": n as f64 / window,
+                   "p50_ms": at(0.5), "p99_ms": at(0.99)})
+        })
+        .collect()
 }
 
 fn summary(t: &mut Tally, seconds: f64) -> serde_json::Value {
@@ -162,6 +210,25 @@ async fn main() -> Result<()> {
         seed(&args).await?;
     }
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let run_started = Instant::now();
+    let before = match &args.metrics {
+        Some(addr) => Some(scrape(addr).await?),
+        None => None,
+    };
+    // Memory samples while the run goes on.
+    let sampler = args.metrics.clone().map(|addr| {
+        let every = Duration::from_secs(args.window.max(1));
+        tokio::spawn(async move {
+            let mut samples = Vec::new();
+            while Instant::now() < deadline {
+                tokio::time::sleep(every.min(deadline.saturating_duration_since(Instant::now()))).await;
+                if let Ok(m) = scrape(&addr).await {
+                    samples.push(json!({"at_s": run_started.elapsed().as_secs_f64().round(), "rss_mb": rss_mb(&m)}));
+                }
+            }
+            samples
+        })
+    });
     let mut tasks = Vec::new();
     for c in 0..args.clients {
         let (mut engine, _) = client(&args).await?;
@@ -177,7 +244,7 @@ async fn main() -> Result<()> {
                     i += 1;
                     let e = event(&mut rng, user, format!("load-{c}-{i}-{}", unix_now()), unix_now());
                     let result = engine.ingest(pb::IngestRequest { events: vec![e] }).await;
-                    record(&mut put, started, result.map(drop));
+                    record(&mut put, started, run_started, result.map(drop));
                 } else {
                     let request = pb::GetContextRequest {
                         user_id: format!("load-u{user}"),
@@ -186,7 +253,7 @@ async fn main() -> Result<()> {
                         ..Default::default()
                     };
                     let result = engine.get_context(request).await;
-                    record(&mut get, started, result.map(drop));
+                    record(&mut get, started, run_started, result.map(drop));
                 }
             }
             (get, put)
@@ -197,7 +264,9 @@ async fn main() -> Result<()> {
     for task in tasks {
         let (g, p) = task.await?;
         get.latencies_ms.extend(g.latencies_ms);
+        get.at_s.extend(g.at_s);
         put.latencies_ms.extend(p.latencies_ms);
+        put.at_s.extend(p.at_s);
         for (code, n) in g.errors {
             *get.errors.entry(code).or_default() += n;
         }
@@ -206,6 +275,32 @@ async fn main() -> Result<()> {
         }
     }
     let seconds = started.elapsed().as_secs_f64().max(1e-9);
+    let get_windows = windows(&get, args.window.max(1) as f64);
+    let mut server = serde_json::Value::Null;
+    if let (Some(addr), Some(before)) = (&args.metrics, before) {
+        let after = scrape(addr).await?;
+        let samples = match sampler {
+            Some(task) => task.await?,
+            None => Vec::new(),
+        };
+        let delta =
+            |series: &str| after.get(series).copied().unwrap_or(0.0) - before.get(series).copied().unwrap_or(0.0);
+        let calls: BTreeMap<String, f64> = after
+            .keys()
+            .filter(|k| k.starts_with("context_engine_rpc_requests_total{"))
+            .map(|k| (k.trim_start_matches("context_engine_rpc_requests_total").to_string(), delta(k)))
+            .filter(|(_, n)| *n > 0.0)
+            .collect();
+        server = json!({
+            "rss_mb_start": rss_mb(&before),
+            "rss_mb_end": rss_mb(&after),
+            "rss_samples": samples,
+            "calls_by_code": calls,
+            "shed": delta("context_engine_rpc_shed_total{rpc=\"GetContext\"}") + delta("context_engine_rpc_shed_total{rpc=\"Ingest\"}"),
+            "embed_overloaded": delta("context_engine_embed_overloaded_total"),
+            "consent_post_check_removed": delta("context_engine_consent_post_check_removed_total"),
+        });
+    }
     let report = json!({
         "server": args.server,
         "clients": args.clients,
@@ -214,14 +309,19 @@ async fn main() -> Result<()> {
         "users": args.users,
         "get_context": summary(&mut get, seconds),
         "ingest": summary(&mut put, seconds),
+        "get_context_windows": get_windows,
+        "server": server,
     });
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
 }
 
-fn record(t: &mut Tally, started: Instant, result: Result<(), tonic::Status>) {
+fn record(t: &mut Tally, started: Instant, run_started: Instant, result: Result<(), tonic::Status>) {
     match result {
-        Ok(()) => t.latencies_ms.push(started.elapsed().as_secs_f64() * 1e3),
+        Ok(()) => {
+            t.latencies_ms.push(started.elapsed().as_secs_f64() * 1e3);
+            t.at_s.push(run_started.elapsed().as_secs_f64());
+        }
         Err(status) => *t.errors.entry(format!("{:?}", status.code())).or_default() += 1,
     }
 }

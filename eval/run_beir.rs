@@ -13,7 +13,6 @@ use context_engine::domain::{ConsentState, Purpose, RetrievalMode, Scope};
 use context_engine::engine::ContextRequest;
 use context_engine::rank::RankingOverrides;
 use context_engine::render::InjectionPolicy;
-use context_engine::store::VectorStore;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 

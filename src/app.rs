@@ -9,7 +9,10 @@ use crate::embed::candle::{CandleEmbedder, CandleOptions, CpuKernels, DeviceChoi
 use crate::embed::{BatchConfig, EmbedError, EmbedHandle};
 use crate::engine::{Engine, EngineConfig};
 use crate::model_files::{self, ModelFilesError};
-use crate::store::{EdgeOptions, EdgeStore, StoreError, DEFAULT_BM25_AVG_LEN};
+use crate::store::{
+    EdgeOptions, EdgeStore, Instrumented, QdrantOptions, QdrantStore, StoreError, StoreManifest, VectorStore,
+    DEFAULT_BM25_AVG_LEN,
+};
 use crate::tokens::{HfTokenCounter, TokenizerError};
 
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +27,92 @@ pub enum AppError {
     Tokenizer(#[from] TokenizerError),
 }
 
+/// Which backend holds events, the consent ledger and the access log.
+#[derive(Debug, Clone, Default)]
+pub enum StoreConfig {
+    /// Qdrant Edge, in process, under `data_dir`.
+    #[default]
+    Edge,
+    /// A Qdrant server or cluster (the manifest is filled in from the model).
+    Qdrant(QdrantConfig),
+}
+
+/// Connection and layout of a Qdrant server backend.
+#[derive(Clone)]
+pub struct QdrantConfig {
+    pub url: String,
+    pub api_key: Option<String>,
+    pub collection_prefix: String,
+    pub shard_number: Option<u32>,
+    pub replication_factor: Option<u32>,
+    pub timeout: std::time::Duration,
+}
+
+impl std::fmt::Debug for QdrantConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QdrantConfig")
+            .field("url", &self.url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("collection_prefix", &self.collection_prefix)
+            .field("shard_number", &self.shard_number)
+            .field("replication_factor", &self.replication_factor)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl QdrantConfig {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            api_key: None,
+            collection_prefix: "context_engine".into(),
+            shard_number: None,
+            replication_factor: None,
+            timeout: std::time::Duration::from_secs(10),
+        }
+    }
+
+    pub fn options(&self, manifest: StoreManifest) -> QdrantOptions {
+        let mut options = QdrantOptions::new(&self.url, manifest);
+        options.api_key = self.api_key.clone();
+        options.collection_prefix = self.collection_prefix.clone();
+        options.shard_number = self.shard_number;
+        options.replication_factor = self.replication_factor;
+        options.timeout = self.timeout;
+        options
+    }
+}
+
+/// Opens (or creates) the configured store for `manifest`. Blocking.
+pub fn open_store(
+    store: &StoreConfig,
+    data_dir: &Path,
+    manifest: &StoreManifest,
+) -> Result<Arc<dyn VectorStore>, StoreError> {
+    match store {
+        StoreConfig::Edge => Ok(Arc::new(EdgeStore::open(&EdgeOptions {
+            data_dir: data_dir.to_path_buf(),
+            dimension: manifest.dimension,
+            model_id: manifest.model_id.clone(),
+            bm25_avg_len: manifest.bm25_avg_len,
+        })?)),
+        StoreConfig::Qdrant(config) => {
+            let options = config.options(manifest.clone());
+            let connect = QdrantStore::connect(&options);
+            let store = match tokio::runtime::Handle::try_current() {
+                Ok(handle) => handle.block_on(connect)?,
+                Err(_) => tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| StoreError::Backend { operation: "connect", message: e.to_string() })?
+                    .block_on(connect)?,
+            };
+            Ok(Arc::new(store))
+        }
+    }
+}
+
 /// Everything `build` needs.
 #[derive(Debug, Clone)]
 pub struct AppConfig {
@@ -34,6 +123,7 @@ pub struct AppConfig {
     pub embed_threads: usize,
     pub blas_library: Option<String>,
     pub data_dir: PathBuf,
+    pub store: StoreConfig,
     pub batch: BatchConfig,
     pub engine: EngineConfig,
     /// tokenizer.json that counts the context budget; the embedding model's
@@ -53,6 +143,7 @@ impl AppConfig {
             embed_threads: 0,
             blas_library: None,
             data_dir: data_dir.into(),
+            store: StoreConfig::Edge,
             batch: BatchConfig::default(),
             engine: EngineConfig::default(),
             budget_tokenizer: None,
@@ -61,11 +152,11 @@ impl AppConfig {
     }
 }
 
-/// A running engine and the concrete store under it (kept for shutdown and
-/// for tests that inspect the store directly).
+/// A running engine and the store under it (kept for shutdown and for
+/// tests that inspect the store directly).
 pub struct App {
     pub engine: Arc<Engine>,
-    pub store: EdgeStore,
+    pub store: Arc<dyn VectorStore>,
 }
 
 /// Verifies the model files against the manifest, then loads the model with
@@ -98,15 +189,12 @@ pub fn build(config: &AppConfig) -> Result<App, AppError> {
         Some(path) => HfTokenCounter::load(path)?,
         None => HfTokenCounter::load(&config.model_dir.join("tokenizer.json"))?,
     };
-    let store = EdgeStore::open(&EdgeOptions {
-        data_dir: config.data_dir.clone(),
-        dimension,
-        model_id,
-        bm25_avg_len: config.bm25_avg_len,
-    })?;
+    let manifest = StoreManifest::current(model_id, dimension, config.bm25_avg_len);
+    let store = open_store(&config.store, &config.data_dir, &manifest)?;
     // Compiles the injection detector's phrase tables now, not in the first query.
     let _ = crate::render::screen("");
     let handle = EmbedHandle::spawn(Box::new(embedder), config.batch)?;
-    let engine = Arc::new(Engine::new(handle, Arc::new(store.clone()), Arc::new(counter), config.engine));
+    let engine =
+        Arc::new(Engine::new(handle, Arc::new(Instrumented::new(store.clone())), Arc::new(counter), config.engine));
     Ok(App { engine, store })
 }

@@ -24,8 +24,11 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the gRPC server on the embedded Qdrant Edge store.
+    /// Run the gRPC server (Qdrant Edge in process by default, or a Qdrant server).
     Serve(ServeArgs),
+    /// Copy a store (events, consent ledger, access log) to another backend,
+    /// optionally re-embedding every event with the current model.
+    Migrate(MigrateArgs),
     /// Send events from a JSON-lines file to a running server.
     Ingest(IngestArgs),
     /// Ask a running server for context.
@@ -68,6 +71,96 @@ impl ModelArgs {
     }
 }
 
+/// Backend selection, shared by `serve` and `migrate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StoreKind {
+    /// Qdrant Edge in process, under --data-dir.
+    Edge,
+    /// A Qdrant server or cluster at --qdrant-url.
+    Qdrant,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct QdrantArgs {
+    /// gRPC URL of the Qdrant server (port 6334), for `--store qdrant`.
+    #[arg(long, env = "CONTEXT_ENGINE_QDRANT_URL")]
+    pub qdrant_url: Option<String>,
+    /// API key of the Qdrant server.
+    #[arg(long, env = "CONTEXT_ENGINE_QDRANT_API_KEY", hide_env_values = true)]
+    pub qdrant_api_key: Option<String>,
+    /// Collections are <prefix>_activity, <prefix>_consent, <prefix>_access.
+    #[arg(long, env = "CONTEXT_ENGINE_QDRANT_COLLECTION_PREFIX", default_value = "context_engine")]
+    pub qdrant_collection_prefix: String,
+    /// Shards of newly created collections (default: the server's).
+    #[arg(long, env = "CONTEXT_ENGINE_QDRANT_SHARDS")]
+    pub qdrant_shards: Option<u32>,
+    /// Replication factor of newly created collections (default: the server's).
+    #[arg(long, env = "CONTEXT_ENGINE_QDRANT_REPLICATION_FACTOR")]
+    pub qdrant_replication_factor: Option<u32>,
+    /// Timeout of one Qdrant request, in seconds (transient failures are
+    /// retried 3 times with backoff).
+    #[arg(long, env = "CONTEXT_ENGINE_QDRANT_TIMEOUT", default_value_t = 10)]
+    pub qdrant_timeout: u64,
+}
+
+impl QdrantArgs {
+    /// The server config for a URL (given, or `--qdrant-url`).
+    pub fn config(&self, url: Option<&str>) -> Result<crate::app::QdrantConfig, ConfigError> {
+        let url = url.or(self.qdrant_url.as_deref()).ok_or_else(|| ConfigError {
+            flag: "qdrant-url",
+            message: "required with --store qdrant (e.g. http://localhost:6334)".into(),
+        })?;
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(ConfigError {
+                flag: "qdrant-url",
+                message: format!("expected http(s)://host:port, got {url:?}"),
+            });
+        }
+        if self.qdrant_timeout == 0 {
+            return Err(ConfigError { flag: "qdrant-timeout", message: "expected at least 1 second".into() });
+        }
+        let prefix = &self.qdrant_collection_prefix;
+        if prefix.is_empty() || !prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            return Err(ConfigError {
+                flag: "qdrant-collection-prefix",
+                message: format!("expected letters, digits, _ or -, got {prefix:?}"),
+            });
+        }
+        let mut config = crate::app::QdrantConfig::new(url);
+        config.api_key = self.qdrant_api_key.clone();
+        config.collection_prefix = prefix.clone();
+        config.shard_number = self.qdrant_shards;
+        config.replication_factor = self.qdrant_replication_factor;
+        config.timeout = std::time::Duration::from_secs(self.qdrant_timeout);
+        Ok(config)
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MigrateArgs {
+    /// Source: `edge:PATH` or `qdrant:URL`.
+    #[arg(long)]
+    pub from: String,
+    /// Destination: `edge:PATH` or `qdrant:URL`.
+    #[arg(long)]
+    pub to: String,
+    /// Re-embed every event with the model of --model-dir (from the full
+    /// event kept in each payload) instead of copying its vector; the
+    /// destination is made for that model.
+    #[arg(long)]
+    pub reembed: bool,
+    /// Points per page read and written.
+    #[arg(long, default_value_t = 256)]
+    pub batch: usize,
+    /// Event ids compared between source and destination at the end.
+    #[arg(long, default_value_t = 200)]
+    pub verify_sample: usize,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub qdrant: QdrantArgs,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address to listen on.
@@ -76,6 +169,11 @@ pub struct ServeArgs {
     /// Where the embedded store keeps its files.
     #[arg(long, env = "CONTEXT_ENGINE_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
+    /// Where events, the consent ledger and the access log live.
+    #[arg(long, env = "CONTEXT_ENGINE_STORE", value_enum, default_value = "edge")]
+    pub store: StoreKind,
+    #[command(flatten)]
+    pub qdrant: QdrantArgs,
     #[command(flatten)]
     pub model: ModelArgs,
     /// Embedding requests that may wait for the model before new ones are
@@ -93,6 +191,10 @@ pub struct ServeArgs {
     /// is flushed and the process exits anyway.
     #[arg(long, env = "CONTEXT_ENGINE_SHUTDOWN_GRACE", default_value_t = 30)]
     pub shutdown_grace: u64,
+    /// Address of the Prometheus metrics endpoint (`GET /metrics`, plain
+    /// HTTP); not served when unset. Keep it on a private interface.
+    #[arg(long, env = "CONTEXT_ENGINE_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Query vectors kept for a person repeating a query (0 = no cache).
     #[arg(long, env = "CONTEXT_ENGINE_QUERY_CACHE", default_value_t = 1024)]
     pub query_cache: usize,
@@ -292,6 +394,8 @@ pub struct ServeConfig {
     pub app: AppConfig,
     pub serve: crate::api::ServeOptions,
     pub shutdown_grace: std::time::Duration,
+    /// Where `/metrics` is served, if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -344,6 +448,10 @@ impl TryFrom<ServeArgs> for ServeConfig {
             }
         };
         let mut app = AppConfig::new(a.model.model_dir, a.data_dir);
+        app.store = match a.store {
+            StoreKind::Edge => crate::app::StoreConfig::Edge,
+            StoreKind::Qdrant => crate::app::StoreConfig::Qdrant(a.qdrant.config(None)?),
+        };
         app.device = a.model.device;
         app.cpu_kernels = a.model.cpu_kernels;
         app.embed_threads = a.model.embed_threads;
@@ -375,6 +483,7 @@ impl TryFrom<ServeArgs> for ServeConfig {
             app,
             serve: crate::api::ServeOptions { max_in_flight: a.max_in_flight },
             shutdown_grace: std::time::Duration::from_secs(a.shutdown_grace),
+            metrics_listen: a.metrics_listen,
         })
     }
 }
@@ -403,5 +512,44 @@ mod tests {
         let ok = ServeConfig::try_from(args("0.0.0.0:50051", Some("orchestrator=0123456789abcdef0123"))).unwrap();
         assert_eq!(ok.keys.len(), 1);
         assert!(!format!("{ok:?}").contains("0123456789abcdef"), "keys are redacted in Debug");
+    }
+
+    fn parse(argv: &[&str]) -> Result<ServeConfig, ConfigError> {
+        let argv = ["context-engine", "serve"].iter().chain(argv).copied();
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Serve(a) => ServeConfig::try_from(a),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn qdrant_store_flags_are_checked_and_the_key_never_shown() {
+        assert!(matches!(parse(&[]).unwrap().app.store, crate::app::StoreConfig::Edge));
+        assert_eq!(parse(&["--store", "qdrant"]).unwrap_err().flag, "qdrant-url");
+        let bad = parse(&["--store", "qdrant", "--qdrant-url", "qdrant:6334"]).unwrap_err();
+        assert_eq!(bad.flag, "qdrant-url");
+        let bad = parse(&["--store", "qdrant", "--qdrant-url", "http://q:6334", "--qdrant-collection-prefix", "a b"]);
+        assert_eq!(bad.unwrap_err().flag, "qdrant-collection-prefix");
+        let ok = parse(&[
+            "--store",
+            "qdrant",
+            "--qdrant-url",
+            "http://q:6334",
+            "--qdrant-api-key",
+            "secret-qdrant-key-42",
+            "--qdrant-replication-factor",
+            "2",
+        ])
+        .unwrap();
+        match &ok.app.store {
+            crate::app::StoreConfig::Qdrant(q) => {
+                assert_eq!((q.url.as_str(), q.replication_factor), ("http://q:6334", Some(2)));
+                assert_eq!(q.api_key.as_deref(), Some("secret-qdrant-key-42"));
+                let options = q.options(crate::store::StoreManifest::current("m", 4, 20.0));
+                assert!(!format!("{options:?}").contains("secret-qdrant-key-42"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(!format!("{ok:?}").contains("secret-qdrant-key-42"), "the Qdrant key is redacted in Debug");
     }
 }

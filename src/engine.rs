@@ -18,6 +18,7 @@ use crate::domain::{
     EventFamily, EventRecord, FieldError, Limits, Purpose, RetrievalMode, Scope, Snippet,
 };
 use crate::embed::{EmbedError, EmbedHandle};
+use crate::metrics::metrics;
 use crate::policy::{post_check, retrieval_scope, ConsentSnapshot, IngestDenial, PostCheck};
 use crate::rank::{self, Candidate, CountTokens, RankingOptions, RankingOverrides};
 use crate::store::{Candidates, Page, ScoredRecord, SearchRequest, StoreError, StoredPoint, VectorStore};
@@ -73,6 +74,18 @@ pub enum RejectReason {
     NoConsent,
     /// The event is flagged Limited Data Use.
     LimitedDataUse,
+}
+
+impl RejectReason {
+    /// Metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::InvalidField => "invalid_field",
+            Self::DuplicateInBatch => "duplicate_in_batch",
+            Self::NoConsent => "no_consent",
+            Self::LimitedDataUse => "limited_data_use",
+        }
+    }
 }
 
 /// What happened to one event of an ingest request.
@@ -391,7 +404,9 @@ impl Engine {
                 self.store.delete_ids(lost).await?;
             }
         }
-        Ok(outcomes.into_iter().flatten().collect())
+        let outcomes: Vec<EventOutcome> = outcomes.into_iter().flatten().collect();
+        record_ingest(&outcomes);
+        Ok(outcomes)
     }
 
     /// Checks a raw request and turns it into a [`ContextQuery`] and the
@@ -475,7 +490,10 @@ impl Engine {
         let (query, options) = self.validate_context(&request)?;
         let snapshot = self.snapshots(vec![query.user_id.clone()]).await?.remove(&query.user_id).unwrap_or_default();
         let mut answer = match retrieval_scope(&query, &snapshot) {
-            None => ContextAnswer::default(),
+            None => {
+                metrics().consent_denials.with_label_values(&["get_context"]).inc();
+                ContextAnswer::default()
+            }
             Some((scope, permitted)) => {
                 self.answer(&query, &options, scope, &permitted, request.exact_search, now).await?
             }
@@ -518,8 +536,10 @@ impl Engine {
         hasher.update(text.as_bytes());
         let key: [u8; 32] = hasher.finalize().into();
         if let Some(vector) = cache.get(&key) {
+            metrics().query_cache.with_label_values(&["hit"]).inc();
             return Ok((vector.as_ref().clone(), true));
         }
+        metrics().query_cache.with_label_values(&["miss"]).inc();
         let vector = self.embedder.embed_one(text.to_string()).await?;
         cache.insert(key, Arc::new(vector.clone()));
         Ok((vector, false))
@@ -587,6 +607,12 @@ impl Engine {
         stats.dropped_injection = packed.dropped_injection;
         stats.dropped_budget = packed.dropped_budget;
         stats.tokens_used = packed.tokens;
+        let m = metrics();
+        m.consent_post_check_removed.inc_by(removed as u64);
+        m.snippets.with_label_values(&["returned"]).inc_by(packed.snippets.len() as u64);
+        m.snippets.with_label_values(&["flagged"]).inc_by(packed.flagged as u64);
+        m.snippets.with_label_values(&["dropped_injection"]).inc_by(packed.dropped_injection as u64);
+        m.snippets.with_label_values(&["dropped_budget"]).inc_by(packed.dropped_budget as u64);
         Ok(ContextAnswer { snippets: packed.snippets, rendered_context: packed.rendered, stats })
     }
 
@@ -784,6 +810,21 @@ fn merge(user_id: &str, permitted: &BTreeMap<String, u64>, found: Candidates) ->
         }
     }
     (out, removed)
+}
+
+/// Counts one ingest request's outcomes by reason.
+fn record_ingest(outcomes: &[EventOutcome]) {
+    let m = metrics();
+    for outcome in outcomes {
+        let (result, reason) = match outcome {
+            EventOutcome::Accepted { .. } => ("accepted", "none"),
+            EventOutcome::Rejected { reason, .. } => ("rejected", reason.label()),
+        };
+        m.ingest_events.with_label_values(&[result, reason]).inc();
+        if let EventOutcome::Rejected { reason: RejectReason::NoConsent, .. } = outcome {
+            m.consent_denials.with_label_values(&["ingest"]).inc();
+        }
+    }
 }
 
 fn denied(denial: IngestDenial, event: &ActivityEvent) -> EventOutcome {

@@ -31,6 +31,8 @@ pub mod config;
 pub mod domain;
 pub mod embed;
 pub mod engine;
+pub mod metrics;
+pub mod migrate;
 pub mod model_files;
 pub mod policy;
 pub mod rank;

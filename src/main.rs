@@ -6,7 +6,9 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use context_engine::api::{self, event_to_pb, BearerKey};
-use context_engine::config::{Cli, ClientArgs, Command, ConsentArgs, EmbedArgs, IngestArgs, QueryArgs, ServeConfig};
+use context_engine::config::{
+    Cli, ClientArgs, Command, ConsentArgs, EmbedArgs, IngestArgs, MigrateArgs, QueryArgs, ServeConfig,
+};
 use context_engine::domain::{ActivityEvent, ConsentState, Purpose};
 use context_engine::embed::Embedder;
 use context_engine::pb::{self, context_engine_client::ContextEngineClient, privacy_client::PrivacyClient};
@@ -32,6 +34,7 @@ fn main() -> Result<()> {
         Command::Query(args) => runtime.block_on(query(args)),
         Command::Consent(args) => runtime.block_on(consent(args)),
         Command::Embed(args) => embed(args),
+        Command::Migrate(args) => runtime.block_on(migrate(args)),
     }
 }
 
@@ -62,6 +65,21 @@ async fn serve(config: ServeConfig) -> Result<()> {
     // flight get `--shutdown-grace` to finish; then the store is flushed
     // either way and the process exits 0.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    if let Some(addr) = config.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen for metrics on {addr}"))?;
+        info!(address = %listener.local_addr()?, "metrics served at /metrics");
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let stopped = async move {
+                let _ = stop.wait_for(|stopped| *stopped).await;
+            };
+            if let Err(e) = context_engine::metrics::serve(listener, stopped).await {
+                tracing::warn!(error = %e, "metrics endpoint stopped");
+            }
+        });
+    }
     let signal = async move {
         shutdown_signal().await;
         let _ = stop_tx.send(true);
@@ -81,6 +99,45 @@ async fn serve(config: ServeConfig) -> Result<()> {
     app.engine.flush().await?;
     let store = app.store.clone();
     tokio::task::spawn_blocking(move || store.close()).await?;
+    Ok(())
+}
+
+async fn migrate(args: MigrateArgs) -> Result<()> {
+    use context_engine::migrate::{self, Endpoint, MigrateOptions};
+    use context_engine::store::StoreManifest;
+    let from: Endpoint = args.from.parse().map_err(anyhow::Error::msg).context("--from")?;
+    let to: Endpoint = args.to.parse().map_err(anyhow::Error::msg).context("--to")?;
+    if from == to {
+        bail!("--from and --to name the same store");
+    }
+    // The URL of each side comes from its endpoint; the other server
+    // settings (API key, prefix, shards, replicas, timeout) from the flags.
+    let qdrant = args.qdrant.config(Some("http://endpoint-url")).map_err(anyhow::Error::msg)?;
+    let source_manifest = migrate::read_manifest(&from, &qdrant).await.with_context(|| format!("reading {from}"))?;
+    let (reembed, manifest) = if args.reembed {
+        let options = args.model.candle_options();
+        let embedder = tokio::task::spawn_blocking(move || context_engine::app::load_embedder_with(&options)).await??;
+        let manifest = StoreManifest::current(embedder.model_id(), embedder.dimension(), source_manifest.bm25_avg_len);
+        let handle = context_engine::embed::EmbedHandle::spawn(Box::new(embedder), Default::default())?;
+        (Some((handle, manifest.clone())), manifest)
+    } else {
+        (None, source_manifest.clone())
+    };
+    info!(from = %from, to = %to, source = %source_manifest.describe(), destination = %manifest.describe(), "migrating");
+    let source = migrate::open(&from, &source_manifest, &qdrant).await.with_context(|| format!("opening {from}"))?;
+    let destination = migrate::open(&to, &manifest, &qdrant).await.with_context(|| format!("opening {to}"))?;
+    let started = Instant::now();
+    let options = MigrateOptions { batch: args.batch, verify_sample: args.verify_sample, reembed, progress: true };
+    let report = migrate::migrate(&*source, &*destination, &options).await?;
+    for (name, copied, _, destination) in &report.collections {
+        println!("{name}: {copied} points copied, destination holds {destination}");
+    }
+    println!(
+        "verified: counts equal, {} sampled points identical{}; {:.1} s",
+        report.verified_sample,
+        if report.reembedded { " (events re-embedded)" } else { "" },
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 

@@ -8,6 +8,7 @@
 
 pub mod auth;
 mod convert;
+pub mod observe;
 mod privacy;
 mod service;
 mod status;
@@ -55,8 +56,8 @@ pub async fn serve(
 /// Server-wide limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServeOptions {
-    /// Calls being handled at once, all connections together (health and
-    /// reflection included); one more is refused at once with
+    /// Calls being handled at once, all connections together (reflection
+    /// included, health checks exempt); one more is refused at once with
     /// RESOURCE_EXHAUSTED instead of queueing.
     pub max_in_flight: usize,
 }
@@ -89,10 +90,9 @@ pub async fn serve_with(
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let intercept = keys.interceptor();
     tonic::transport::Server::builder()
-        // Outermost first: a call beyond the limit is shed (tonic answers
-        // tower's `Overloaded` with RESOURCE_EXHAUSTED), never queued.
-        .layer(tower::load_shed::LoadShedLayer::new())
-        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(options.max_in_flight.max(1)))
+        // Request ids, spans, metrics, and the in-flight limit: a call
+        // beyond it is refused with RESOURCE_EXHAUSTED, never queued.
+        .layer(observe::ObserveLayer::new(options.max_in_flight))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(tonic::service::interceptor::InterceptedService::new(service, intercept.clone()))

@@ -23,6 +23,7 @@ pub fn to_status(err: EngineError) -> Status {
             StoreError::Incompatible { .. } => Code::FailedPrecondition,
             StoreError::CorruptPayload { .. } => Code::DataLoss,
             StoreError::Backend { .. } => Code::Internal,
+            StoreError::Unavailable { .. } => Code::Unavailable,
             StoreError::Closed => Code::Unavailable,
         },
     };
@@ -41,5 +42,7 @@ mod tests {
         assert!(status.message().contains("query"));
         assert_eq!(to_status(EmbedError::Overloaded { capacity: 1 }.into()).code(), Code::ResourceExhausted);
         assert_eq!(to_status(StoreError::Closed.into()).code(), Code::Unavailable);
+        let down = StoreError::Unavailable { operation: "search", message: "connection refused".into() };
+        assert_eq!(to_status(down.into()).code(), Code::Unavailable);
     }
 }

@@ -12,6 +12,7 @@ use std::thread;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{EmbedError, Embedder};
+use crate::metrics::metrics;
 
 /// Queue and batching limits of the worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,9 +90,13 @@ impl EmbedHandle {
         }
         let (reply, rx) = oneshot::channel();
         self.tx.try_send(Job { texts, reply }).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => EmbedError::Overloaded { capacity: self.capacity },
+            mpsc::error::TrySendError::Full(_) => {
+                metrics().embed_overloaded.inc();
+                EmbedError::Overloaded { capacity: self.capacity }
+            }
             mpsc::error::TrySendError::Closed(_) => EmbedError::Stopped,
         })?;
+        metrics().embed_queue_depth.set((self.tx.max_capacity() - self.tx.capacity()) as i64);
         rx.await.map_err(|_| EmbedError::Stopped)?
     }
 
@@ -115,12 +120,18 @@ fn worker(mut embedder: Box<dyn Embedder>, mut rx: mpsc::Receiver<Job>, max_batc
                 Err(_) => break,
             }
         }
+        let m = metrics();
+        m.embed_queue_depth.set(rx.len() as i64);
         // Callers that gave up (deadline, disconnect) cost no model time.
+        let waiting = jobs.len();
         jobs.retain(|job| !job.reply.is_closed());
+        m.embed_abandoned.inc_by((waiting - jobs.len()) as u64);
         if jobs.is_empty() {
             continue;
         }
         let texts: Vec<&str> = jobs.iter().flat_map(|j| j.texts.iter().map(String::as_str)).collect();
+        m.embed_batch_texts.observe(texts.len() as f64);
+        let _timer = m.embed_batch_duration.start_timer();
         match embedder.embed(&texts) {
             Ok(vectors) if vectors.len() == texts.len() => {
                 let mut vectors = vectors.into_iter();

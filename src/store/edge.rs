@@ -29,7 +29,6 @@ use qdrant_edge::{
     ScoredPoint, ScrollRequest, SearchParams, SearchRequest as EdgeSearch, UpdateOperation, VectorInternal,
     VectorStructInternal, WithPayloadInterface, WithVector,
 };
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
@@ -38,8 +37,8 @@ use super::payload::{
     from_payload, scope_filter_json, user_filter_json, users_filter_json,
 };
 use super::{
-    Candidates, Page, ScoredRecord, SearchRequest, StoreError, StoredPoint, VectorStore, DENSE_VECTOR, SCHEMA_VERSION,
-    SPARSE_VECTOR,
+    Candidates, CollectionKind, Page, RawPoint, RawStore, ScoredRecord, SearchRequest, StoreError, StoreManifest,
+    StoredPoint, VectorStore, DENSE_VECTOR, SCHEMA_VERSION, SPARSE_VECTOR,
 };
 use crate::domain::{AccessRecord, ConsentGrant, EventRecord, RetrievalMode, Scope};
 
@@ -58,15 +57,6 @@ pub struct EdgeOptions {
 
 /// Activity sentences are short: ~15-30 BM25 tokens.
 pub const DEFAULT_BM25_AVG_LEN: f64 = 20.0;
-
-/// What a data directory was made for; a mismatch refuses to open.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct StoreManifest {
-    schema_version: u32,
-    model_id: String,
-    dimension: usize,
-    bm25_avg_len: f64,
-}
 
 const MANIFEST_FILE: &str = "engine_store.json";
 /// The ledger and the access log carry no meaningful vector; Edge shards
@@ -271,14 +261,30 @@ impl Collection {
     }
 
     async fn scroll(&self, request: Value) -> Result<(Vec<(Uuid, Map<String, Value>)>, Option<Uuid>), StoreError> {
+        let (rows, next) = self.scroll_vectors(request).await?;
+        Ok((rows.into_iter().map(|p| (p.id, p.payload)).collect(), next))
+    }
+
+    /// As `scroll`, with the dense vector when the request asks for it.
+    async fn scroll_vectors(&self, request: Value) -> Result<(Vec<RawPoint>, Option<Uuid>), StoreError> {
         let request: ScrollRequest = decode("build scroll", request)?;
         let (records, next) = self.run(move |shard| shard.scroll(request).map_err(backend("scroll"))).await?;
         let next = next.map(uuid_of).transpose()?;
         let records = records
             .into_iter()
-            .map(|r| Ok((uuid_of(r.id)?, r.payload.map(|p| p.0).unwrap_or_default().into_iter().collect())))
+            .map(|r| {
+                Ok(RawPoint {
+                    id: uuid_of(r.id)?,
+                    vector: r.vector.and_then(dense_of),
+                    payload: r.payload.map(|p| p.0).unwrap_or_default().into_iter().collect(),
+                })
+            })
             .collect::<Result<_, StoreError>>()?;
         Ok((records, next))
+    }
+
+    async fn total(&self) -> Result<usize, StoreError> {
+        self.run(move |shard| shard.count(CountRequest { filter: None, exact: true }).map_err(backend("count"))).await
     }
 
     async fn flush(&self) -> Result<(), StoreError> {
@@ -305,11 +311,12 @@ pub struct EdgeStore {
     access: Collection,
     bm25: Arc<EdgeBm25>,
     path: Arc<PathBuf>,
+    manifest: Arc<StoreManifest>,
 }
 
 /// Qdrant's BM25 (its tokenizer, English stopwords and stemmer, murmur3 term
 /// ids), so Edge and a Qdrant server index text identically.
-fn bm25(avg_len: f64) -> Result<EdgeBm25, StoreError> {
+pub(super) fn bm25(avg_len: f64) -> Result<EdgeBm25, StoreError> {
     let bad = |message: String| StoreError::Backend { operation: "bm25 model", message };
     let avg_len = qdrant_edge::external::ordered_float::NotNan::new(avg_len).map_err(|e| bad(e.to_string()))?;
     EdgeBm25::new(EdgeBm25Config { avg_len, ..Default::default() }).map_err(|e| bad(e.to_string()))
@@ -374,7 +381,7 @@ impl EdgeStore {
     pub fn open(options: &EdgeOptions) -> Result<Self, StoreError> {
         let dir = &options.data_dir;
         std::fs::create_dir_all(dir).map_err(io("create data dir"))?;
-        check_manifest(options)?;
+        let manifest = check_manifest(options)?;
         if !(options.bm25_avg_len.is_finite() && options.bm25_avg_len > 0.0) {
             return Err(StoreError::Backend {
                 operation: "open",
@@ -392,12 +399,35 @@ impl EdgeStore {
             access: Collection::open(&dir.join("access"), one_vector(NO_VECTOR, 1), access_indexes(), 0)?,
             bm25: Arc::new(bm25(options.bm25_avg_len)?),
             path: Arc::new(dir.clone()),
+            manifest: Arc::new(manifest),
         };
         Ok(store)
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// What an existing store under `data_dir` was made for, from its
+    /// manifest (without opening it).
+    pub fn read_manifest(data_dir: &Path) -> Result<StoreManifest, StoreError> {
+        let path = data_dir.join(MANIFEST_FILE);
+        let bytes = std::fs::read(&path).map_err(|e| StoreError::Backend {
+            operation: "read store manifest",
+            message: format!("{}: {e} (is this a context-engine data directory?)", path.display()),
+        })?;
+        serde_json::from_slice(&bytes).map_err(|e| StoreError::Backend {
+            operation: "read store manifest",
+            message: format!("{}: {e}", path.display()),
+        })
+    }
+
+    fn collection(&self, kind: CollectionKind) -> &Collection {
+        match kind {
+            CollectionKind::Activity => &self.activity,
+            CollectionKind::Consent => &self.consent,
+            CollectionKind::Access => &self.access,
+        }
     }
 
     /// Optimises the event collection now (see `Collection::optimize`); the
@@ -415,49 +445,56 @@ impl EdgeStore {
     }
 }
 
-fn check_manifest(options: &EdgeOptions) -> Result<(), StoreError> {
+fn check_manifest(options: &EdgeOptions) -> Result<StoreManifest, StoreError> {
     let wanted = StoreManifest {
         schema_version: SCHEMA_VERSION,
         model_id: options.model_id.clone(),
         dimension: options.dimension,
         bm25_avg_len: options.bm25_avg_len,
     };
-    let describe = |m: &StoreManifest| {
-        format!(
-            "schema {} / model {} / {} dimensions / bm25 avg_len {}",
-            m.schema_version, m.model_id, m.dimension, m.bm25_avg_len
-        )
-    };
     let path = options.data_dir.join(MANIFEST_FILE);
     match std::fs::read(&path) {
         Ok(bytes) => {
             let found: StoreManifest = serde_json::from_slice(&bytes).map_err(|e| StoreError::Incompatible {
                 path: path.display().to_string(),
-                expected: describe(&wanted),
+                expected: wanted.describe(),
                 found: format!("an unreadable manifest ({e})"),
             })?;
             if found != wanted {
                 return Err(StoreError::Incompatible {
                     path: options.data_dir.display().to_string(),
-                    expected: describe(&wanted),
-                    found: describe(&found),
+                    expected: wanted.describe(),
+                    found: found.describe(),
                 });
             }
-            Ok(())
+            Ok(wanted)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if options.data_dir.join("activity").exists() {
                 return Err(StoreError::Incompatible {
                     path: options.data_dir.display().to_string(),
-                    expected: describe(&wanted),
+                    expected: wanted.describe(),
                     found: format!("a store without {MANIFEST_FILE}"),
                 });
             }
             let bytes = serde_json::to_vec_pretty(&wanted)
                 .map_err(|e| StoreError::Backend { operation: "write store manifest", message: e.to_string() })?;
-            std::fs::write(&path, bytes).map_err(io("write store manifest"))
+            std::fs::write(&path, bytes).map_err(io("write store manifest"))?;
+            Ok(wanted)
         }
         Err(e) => Err(io("read store manifest")(e)),
+    }
+}
+
+/// The dense vector of a stored point, if it has one.
+fn dense_of(vector: VectorStructInternal) -> Option<Vec<f32>> {
+    match vector {
+        VectorStructInternal::Named(mut named) => match named.remove(DENSE_VECTOR) {
+            Some(VectorInternal::Dense(v)) => Some(v),
+            _ => None,
+        },
+        VectorStructInternal::Single(v) => Some(v),
+        _ => None,
     }
 }
 
@@ -465,14 +502,7 @@ fn scored(hits: Vec<ScoredPoint>) -> Result<Vec<ScoredRecord>, StoreError> {
     hits.into_iter()
         .map(|hit| {
             let id = uuid_of(hit.id)?;
-            let vector = match hit.vector {
-                Some(VectorStructInternal::Named(mut named)) => match named.remove(DENSE_VECTOR) {
-                    Some(VectorInternal::Dense(v)) => v,
-                    _ => Vec::new(),
-                },
-                Some(VectorStructInternal::Single(v)) => v,
-                _ => Vec::new(),
-            };
+            let vector = hit.vector.and_then(dense_of).unwrap_or_default();
             if vector.is_empty() {
                 return Err(StoreError::CorruptPayload {
                     id: id.to_string(),
@@ -484,6 +514,74 @@ fn scored(hits: Vec<ScoredPoint>) -> Result<Vec<ScoredRecord>, StoreError> {
             Ok(ScoredRecord { id, score: hit.score, record, vector })
         })
         .collect()
+}
+
+#[async_trait]
+impl RawStore for EdgeStore {
+    fn manifest(&self) -> &StoreManifest {
+        &self.manifest
+    }
+
+    async fn total(&self, kind: CollectionKind) -> Result<usize, StoreError> {
+        self.collection(kind).total().await
+    }
+
+    async fn export_page(
+        &self,
+        kind: CollectionKind,
+        from: Option<Uuid>,
+        limit: usize,
+    ) -> Result<(Vec<RawPoint>, Option<Uuid>), StoreError> {
+        let mut request = json!({"limit": limit.max(1), "with_payload": true});
+        if kind == CollectionKind::Activity {
+            request["with_vector"] = json!([DENSE_VECTOR]);
+        }
+        if let Some(from) = from {
+            request["offset"] = json!(from.to_string());
+        }
+        self.collection(kind).scroll_vectors(request).await
+    }
+
+    async fn import(&self, kind: CollectionKind, points: Vec<RawPoint>) -> Result<(), StoreError> {
+        let mut rows = Vec::with_capacity(points.len());
+        for point in points {
+            let vectors = match kind {
+                CollectionKind::Activity => {
+                    let record: EventRecord = from_payload(&point.id.to_string(), point.payload.clone())?;
+                    let dense = point.vector.ok_or_else(|| StoreError::CorruptPayload {
+                        id: point.id.to_string(),
+                        message: "event point without its dense vector".into(),
+                    })?;
+                    qdrant_edge::Vectors(VectorStructInternal::Named(
+                        [
+                            (DENSE_VECTOR.to_string(), VectorInternal::Dense(dense)),
+                            (SPARSE_VECTOR.to_string(), VectorInternal::Sparse(self.bm25.embed_document(&record.text))),
+                        ]
+                        .into_iter()
+                        .collect(),
+                    ))
+                }
+                CollectionKind::Consent | CollectionKind::Access => no_vector(),
+            };
+            rows.push((point.id, vectors, point.payload));
+        }
+        self.collection(kind).upsert(rows).await
+    }
+
+    async fn fetch(&self, kind: CollectionKind, ids: Vec<Uuid>) -> Result<Vec<RawPoint>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut request = json!({
+            "limit": ids.len(),
+            "with_payload": true,
+            "filter": {"must": [{"has_id": ids.iter().map(Uuid::to_string).collect::<Vec<_>>()}]},
+        });
+        if kind == CollectionKind::Activity {
+            request["with_vector"] = json!([DENSE_VECTOR]);
+        }
+        Ok(self.collection(kind).scroll_vectors(request).await?.0)
+    }
 }
 
 #[async_trait]
@@ -652,5 +750,9 @@ impl VectorStore for EdgeStore {
         self.activity.flush().await?;
         self.consent.flush().await?;
         self.access.flush().await
+    }
+
+    fn close(&self) {
+        EdgeStore::close(self);
     }
 }

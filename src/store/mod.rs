@@ -9,12 +9,17 @@
 //! across users.
 
 mod edge;
+mod instrumented;
 mod payload;
+mod qdrant;
 
 use async_trait::async_trait;
 use uuid::Uuid;
 
 pub use edge::{EdgeOptions, EdgeStore, DEFAULT_BM25_AVG_LEN};
+pub use instrumented::Instrumented;
+pub use payload::{event_payload, from_payload};
+pub use qdrant::{QdrantOptions, QdrantStore};
 
 use crate::domain::{AccessRecord, ConsentGrant, EventRecord, RetrievalMode, Scope};
 
@@ -88,6 +93,10 @@ pub enum StoreError {
     /// The backend refused or failed an operation.
     #[error("store operation {operation} failed: {message}")]
     Backend { operation: &'static str, message: String },
+    /// The backend could not be reached, or stayed overloaded, through every
+    /// retry; the caller may retry later.
+    #[error("store operation {operation} failed: backend unavailable: {message}")]
+    Unavailable { operation: &'static str, message: String },
     /// The store was closed (shutdown in progress).
     #[error("store is closed")]
     Closed,
@@ -127,4 +136,89 @@ pub trait VectorStore: Send + Sync + 'static {
 
     /// Writes everything buffered to disk.
     async fn flush(&self) -> Result<(), StoreError>;
+
+    /// Flushes and releases local resources; later calls may fail with
+    /// [`StoreError::Closed`]. Blocking. A no-op for remote backends.
+    fn close(&self) {}
+}
+
+/// The three collections every backend keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CollectionKind {
+    /// Event points (dense + BM25 vectors, full event in the payload).
+    Activity,
+    /// The consent ledger.
+    Consent,
+    /// The access log.
+    Access,
+}
+
+impl CollectionKind {
+    pub const ALL: [CollectionKind; 3] = [Self::Consent, Self::Access, Self::Activity];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Activity => "activity",
+            Self::Consent => "consent",
+            Self::Access => "access",
+        }
+    }
+}
+
+/// A point as stored, for copying between backends: its id, dense vector
+/// (event points only) and payload. Sparse vectors are not copied: they are
+/// recomputed from the record's text by the same BM25.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawPoint {
+    pub id: Uuid,
+    pub vector: Option<Vec<f32>>,
+    pub payload: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Whole-collection access for `migrate`. Deliberately not part of
+/// [`VectorStore`]: the engine never reads across users; only the offline
+/// migration tool does.
+#[async_trait]
+pub trait RawStore: Send + Sync {
+    /// What the store was made for.
+    fn manifest(&self) -> &StoreManifest;
+    /// Points in the collection.
+    async fn total(&self, kind: CollectionKind) -> Result<usize, StoreError>;
+    /// One page in id order, starting at `from`; the id of the next page.
+    async fn export_page(
+        &self,
+        kind: CollectionKind,
+        from: Option<Uuid>,
+        limit: usize,
+    ) -> Result<(Vec<RawPoint>, Option<Uuid>), StoreError>;
+    /// Writes points as they are (replacing those with the same ids).
+    async fn import(&self, kind: CollectionKind, points: Vec<RawPoint>) -> Result<(), StoreError>;
+    /// The points with these ids (absent ones are left out).
+    async fn fetch(&self, kind: CollectionKind, ids: Vec<Uuid>) -> Result<Vec<RawPoint>, StoreError>;
+}
+
+/// What a store was made for (schema, model, dimension, BM25 `avg_len`):
+/// recorded when it is created (Edge: `engine_store.json`; Qdrant server:
+/// collection metadata) and checked on every open; a mismatch refuses to
+/// open rather than mixing vectors of two models.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StoreManifest {
+    pub schema_version: u32,
+    pub model_id: String,
+    pub dimension: usize,
+    pub bm25_avg_len: f64,
+}
+
+impl StoreManifest {
+    /// Today's schema for this model.
+    pub fn current(model_id: impl Into<String>, dimension: usize, bm25_avg_len: f64) -> Self {
+        Self { schema_version: SCHEMA_VERSION, model_id: model_id.into(), dimension, bm25_avg_len }
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "schema {} / model {} / {} dimensions / bm25 avg_len {}",
+            self.schema_version, self.model_id, self.dimension, self.bm25_avg_len
+        )
+    }
 }

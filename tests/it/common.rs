@@ -199,3 +199,100 @@ pub fn chat(user: &str, query: &str, limit: u32) -> pb::GetContextRequest {
 pub async fn context(client: &mut Client, user: &str, query: &str, limit: u32) -> Vec<pb::Snippet> {
     client.get_context(chat(user, query, limit)).await.expect("get_context succeeds").into_inner().snippets
 }
+
+/// A free loopback port (for servers started as child processes).
+pub fn free_port() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+/// The `context-engine serve` binary as a child process, killed when dropped
+/// (a failing test leaves none behind).
+pub struct ServerProcess(pub std::process::Child);
+
+impl ServerProcess {
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+
+    /// Sends SIGTERM.
+    pub fn signal_term(&self) {
+        let pid = self.0.id().to_string();
+        let status = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
+        assert!(status.success());
+    }
+
+    /// Waits (at most a minute) for the exit status.
+    pub async fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            if let Some(exit) = self.0.try_wait().unwrap() {
+                return exit;
+            }
+            assert!(std::time::Instant::now() < deadline, "server did not exit after SIGTERM");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Starts the server binary on `addr` over `data` (log level warn, output
+/// discarded); `extra` goes to `serve`.
+pub fn spawn_server(data: &std::path::Path, addr: std::net::SocketAddr, extra: &[&str]) -> ServerProcess {
+    spawn_server_with(data, addr, extra, Some("warn"), std::process::Stdio::null())
+}
+
+/// As [`spawn_server`], with the log filter (`None`: the binary's default)
+/// and where its stderr goes.
+pub fn spawn_server_with(
+    data: &std::path::Path,
+    addr: std::net::SocketAddr,
+    extra: &[&str],
+    log: Option<&str>,
+    stderr: std::process::Stdio,
+) -> ServerProcess {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_context-engine"));
+    command
+        .args(["serve", "--listen", &addr.to_string(), "--data-dir"])
+        .arg(data)
+        .arg("--model-dir")
+        .arg(model_dir())
+        .args(extra)
+        .stdout(std::process::Stdio::null())
+        .stderr(stderr);
+    match log {
+        Some(filter) => command.env("RUST_LOG", filter),
+        None => command.env_remove("RUST_LOG"),
+    };
+    ServerProcess(command.spawn().expect("server starts"))
+}
+
+/// A channel to a server that may still be starting (waits up to a minute).
+pub async fn connect_to(addr: std::net::SocketAddr) -> Channel {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if let Ok(channel) = Channel::from_shared(format!("http://{addr}")).unwrap().connect().await {
+            return channel;
+        }
+        assert!(std::time::Instant::now() < deadline, "server did not come up on {addr}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Grants `user` chat-assistant use of source `shop` over gRPC.
+pub async fn grant_shop(channel: Channel, user: &str) {
+    PrivacyClient::with_interceptor(channel, BearerKey::new(None).unwrap())
+        .set_consent(pb::SetConsentRequest {
+            user_id: user.into(),
+            source_id: "shop".into(),
+            purpose: pb::Purpose::ChatAssistant as i32,
+            state: pb::ConsentState::Granted as i32,
+        })
+        .await
+        .expect("grant");
+}

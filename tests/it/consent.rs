@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use context_engine::api::ApiKeys;
 use context_engine::domain::{Purpose, Scope};
 use context_engine::pb;
-use context_engine::store::VectorStore;
 use tokio_stream::StreamExt;
 use tonic::Code;
 

@@ -4,79 +4,17 @@
 //! acknowledged event is in the store, once.
 
 use std::collections::HashSet;
-use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use context_engine::api::BearerKey;
 use context_engine::domain::Scope;
 use context_engine::pb;
 use context_engine::pb::context_engine_client::ContextEngineClient;
-use context_engine::pb::privacy_client::PrivacyClient;
 use context_engine::store::{EdgeOptions, EdgeStore, VectorStore, DEFAULT_BM25_AVG_LEN};
 use rand::{Rng, SeedableRng};
-use tonic::transport::Channel;
 
-use crate::common::{ev, model_dir, Client};
-
-fn free_port() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
-}
-
-/// The server process, killed when dropped (a failing test leaves none behind).
-struct Server(Child);
-
-impl Server {
-    fn kill(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn spawn(data: &Path, addr: SocketAddr) -> Server {
-    let child = Command::new(env!("CARGO_BIN_EXE_context-engine"))
-        .args(["serve", "--listen", &addr.to_string(), "--data-dir"])
-        .arg(data)
-        .arg("--model-dir")
-        .arg(model_dir())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("server starts");
-    Server(child)
-}
-
-async fn connect(addr: SocketAddr) -> Channel {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(channel) = Channel::from_shared(format!("http://{addr}")).unwrap().connect().await {
-            return channel;
-        }
-        assert!(Instant::now() < deadline, "server did not come up on {addr}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Grants the test's user chat-assistant use of source `shop` over gRPC.
-async fn grant(channel: Channel, user: &str) {
-    PrivacyClient::with_interceptor(channel, BearerKey::new(None).unwrap())
-        .set_consent(pb::SetConsentRequest {
-            user_id: user.into(),
-            source_id: "shop".into(),
-            purpose: pb::Purpose::ChatAssistant as i32,
-            state: pb::ConsentState::Granted as i32,
-        })
-        .await
-        .expect("grant");
-}
+use crate::common::{connect_to, ev, free_port, grant_shop, spawn_server, Client};
 
 /// Opens the stopped server's store directly.
 fn reopen(data: &Path) -> Result<EdgeStore, context_engine::store::StoreError> {
@@ -93,16 +31,16 @@ async fn acknowledged_events_survive_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let addr = free_port();
-    let mut child = spawn(&data, addr);
-    let channel = connect(addr).await;
-    grant(channel, "crash-user").await;
+    let mut child = spawn_server(&data, addr, &[]);
+    let channel = connect_to(addr).await;
+    grant_shop(channel, "crash-user").await;
 
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(42);
     let mut acked: Vec<String> = Vec::new();
     let mut next = 0usize;
     let kills = 4;
     for round in 0..=kills {
-        let channel = connect(addr).await;
+        let channel = connect_to(addr).await;
         let mut client: Client = ContextEngineClient::with_interceptor(channel, BearerKey::new(None).unwrap());
         // Ingest in small batches until the kill lands (the last round ends
         // with a clean stop instead).
@@ -138,7 +76,7 @@ async fn acknowledged_events_survive_kill_9() {
                 child.kill();
             };
             tokio::join!(ingest, killer);
-            child = spawn(&data, addr);
+            child = spawn_server(&data, addr, &[]);
         } else {
             ingest.await;
             // SIGKILL at the end too: nothing may depend on a clean stop.
@@ -184,28 +122,19 @@ async fn sigterm_drains_calls_in_flight_and_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let addr = free_port();
-    let mut server = spawn(&data, addr);
-    let channel = connect(addr).await;
-    grant(channel.clone(), "term-user").await;
+    let mut server = spawn_server(&data, addr, &[]);
+    let channel = connect_to(addr).await;
+    grant_shop(channel.clone(), "term-user").await;
     let mut client: Client = ContextEngineClient::with_interceptor(channel, BearerKey::new(None).unwrap());
     // Several hundred milliseconds of embedding: in flight when SIGTERM lands.
     let events: Vec<pb::ActivityEvent> =
         (0..400).map(|i| ev("term-user", "shop", &format!("t{i}"), "Purchase", &format!("Tent model {i}"))).collect();
     let call = tokio::spawn(async move { client.ingest(pb::IngestRequest { events }).await });
     tokio::time::sleep(Duration::from_millis(150)).await;
-    let pid = server.0.id().to_string();
-    let status = Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
-    assert!(status.success());
+    server.signal_term();
     let answer = call.await.unwrap().expect("the call in flight completes after SIGTERM").into_inner();
     assert_eq!(answer.accepted, 400);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let exit = loop {
-        if let Some(exit) = server.0.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(Instant::now() < deadline, "server did not exit after SIGTERM");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let exit = server.wait_exit().await;
     assert!(exit.success(), "exit status {exit:?}");
     let store = reopen(&data).expect("store reopens");
     let n = store.count(Scope::whole_user("term-user")).await.unwrap();

@@ -3,7 +3,6 @@
 
 use context_engine::domain::{Purpose, Scope};
 use context_engine::pb;
-use context_engine::store::VectorStore;
 use tonic::Code;
 
 use crate::common::{chat, context, ev, ingest, now, with_props, TestServer};
@@ -373,6 +372,15 @@ async fn calls_beyond_the_in_flight_limit_are_shed() {
     tokio::time::sleep(std::time::Duration::from_millis(150)).await;
     let shed = other.get_context(crate::common::chat("ann", "boots", 3)).await.unwrap_err();
     assert_eq!(shed.code(), tonic::Code::ResourceExhausted, "{shed:?}");
+    assert!(shed.metadata().get("x-request-id").is_some(), "a shed call still gets a request id");
+    // Health checks are never shed: a saturated replica is busy, not dead.
+    let mut health = tonic_health::pb::health_client::HealthClient::new(server.channel().await);
+    let status = health
+        .check(tonic_health::pb::HealthCheckRequest { service: "context_engine.v1.ContextEngine".into() })
+        .await
+        .expect("health answers while the limit is reached")
+        .into_inner();
+    assert_eq!(status.status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
     let done = ingest.await.unwrap().expect("the call in flight completes").into_inner();
     assert_eq!(done.accepted, 400, "nothing lost to shedding");
     let answer = other.get_context(crate::common::chat("ann", "boots", 3)).await.expect("served again");

@@ -3,11 +3,13 @@
 
 mod budget;
 mod common;
+mod conformance;
 mod consent;
 mod crash;
 mod example;
 mod grpc;
 mod hostile;
+mod observe;
 mod parity;
 mod ranking;
 mod store;
