@@ -39,10 +39,13 @@ for _ in $(seq 1 600); do
 done
 
 mkdir -p benches/results
-out="benches/results/soak-$(date -u +%Y-%m-%d).json"
+out="benches/results/soak-$(date -u +%Y-%m-%d)-${clients}c-ingest${ingest_share}.json"
 "$bin/context-load" --server "http://127.0.0.1:$port" --metrics "127.0.0.1:$metrics_port" \
   --seed-events "$seed_events" --users "$users" --clients "$clients" --seconds "$seconds" \
   --ingest-share "$ingest_share" --window 60 >"$out"
+# The store's size on disk at the end (segments and WAL per collection), to
+# compare memory growth with data growth.
+du -sm "$data/store"/*/segments "$data/store"/*/wal | sed "s|$data/store/||" >&2
 kill -TERM $server
 status=0
 wait $server || status=$?

@@ -120,3 +120,33 @@ async fn metrics_request_ids_and_no_personal_data_in_logs() {
         assert!(!log.contains(personal), "{personal:?} reached the default-level log:\n{log}");
     }
 }
+
+/// Requests whose caller gave up (deadline, disconnect) before the model got
+/// to them are skipped, not embedded.
+#[tokio::test(flavor = "multi_thread")]
+async fn abandoned_embedding_requests_cost_no_model_time() {
+    use context_engine::metrics::metrics;
+    let embedder = tokio::task::spawn_blocking(|| {
+        context_engine::app::load_embedder(&crate::common::model_dir(), context_engine::embed::candle::DeviceChoice::Cpu)
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let config = context_engine::embed::BatchConfig { queue_capacity: 64, max_batch_texts: 1 };
+    let handle = context_engine::embed::EmbedHandle::spawn(Box::new(embedder), config).unwrap();
+    let abandoned_before = metrics().embed_abandoned.get();
+    // Keeps the model busy for a while (one long batch).
+    let busy = handle.clone();
+    let long: Vec<String> = (0..150).map(|i| format!("A long activity text about hiking gear number {i} ").repeat(6)).collect();
+    let first = tokio::spawn(async move { busy.embed(long).await });
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    // Five callers that give up after 1 ms, while the model is busy.
+    for i in 0..5 {
+        let gave_up = tokio::time::timeout(std::time::Duration::from_millis(1), handle.embed_one(format!("query {i}"))).await;
+        assert!(gave_up.is_err(), "the model was busy; the call should time out");
+    }
+    first.await.unwrap().unwrap();
+    // A later caller is served normally.
+    assert_eq!(handle.embed_one("hello".into()).await.unwrap().len(), 384);
+    assert!(metrics().embed_abandoned.get() - abandoned_before >= 5, "abandoned requests were embedded anyway");
+}
