@@ -127,8 +127,11 @@ async fn metrics_request_ids_and_no_personal_data_in_logs() {
 async fn abandoned_embedding_requests_cost_no_model_time() {
     use context_engine::metrics::metrics;
     let embedder = tokio::task::spawn_blocking(|| {
-        context_engine::app::load_embedder(&crate::common::model_dir(), context_engine::embed::candle::DeviceChoice::Cpu)
-            .unwrap()
+        context_engine::app::load_embedder(
+            &crate::common::model_dir(),
+            context_engine::embed::candle::DeviceChoice::Cpu,
+        )
+        .unwrap()
     })
     .await
     .unwrap();
@@ -137,12 +140,14 @@ async fn abandoned_embedding_requests_cost_no_model_time() {
     let abandoned_before = metrics().embed_abandoned.get();
     // Keeps the model busy for a while (one long batch).
     let busy = handle.clone();
-    let long: Vec<String> = (0..150).map(|i| format!("A long activity text about hiking gear number {i} ").repeat(6)).collect();
+    let long: Vec<String> =
+        (0..150).map(|i| format!("A long activity text about hiking gear number {i} ").repeat(6)).collect();
     let first = tokio::spawn(async move { busy.embed(long).await });
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     // Five callers that give up after 1 ms, while the model is busy.
     for i in 0..5 {
-        let gave_up = tokio::time::timeout(std::time::Duration::from_millis(1), handle.embed_one(format!("query {i}"))).await;
+        let gave_up =
+            tokio::time::timeout(std::time::Duration::from_millis(1), handle.embed_one(format!("query {i}"))).await;
         assert!(gave_up.is_err(), "the model was busy; the call should time out");
     }
     first.await.unwrap().unwrap();
