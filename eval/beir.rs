@@ -283,7 +283,8 @@ mod tests {
     fn scifact_when_present() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets/scifact");
         if !dir.exists() {
-            eprintln!("skipped: {} not found", dir.display());
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "skipped: {} not found", dir.display());
             return;
         }
         let data = load(&dir, "test").unwrap();

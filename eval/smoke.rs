@@ -57,7 +57,13 @@ async fn scifact_subset() {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"));
     let dataset = shared.join("datasets/scifact");
     if !dataset.join("corpus.jsonl").exists() {
-        println!("skipped: {} not found; set CONTEXT_ENGINE_SHARED_DIR (README, \"Test data\")", dataset.display());
+        // Straight to stderr, past the test harness's output capture.
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped: {} not found; set CONTEXT_ENGINE_SHARED_DIR (README, \"Test data\")",
+            dataset.display()
+        );
         return;
     }
     let cache = tempfile::tempdir().unwrap();

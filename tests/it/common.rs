@@ -39,12 +39,19 @@ pub fn shared_dir(what: &str) -> Option<PathBuf> {
     if dir.join(what).exists() {
         Some(dir)
     } else {
-        println!(
-            "skipped: {what} not found under {}; set CONTEXT_ENGINE_SHARED_DIR (see README, \"Test data\")",
+        skip(&format!(
+            "{what} not found under {}; set CONTEXT_ENGINE_SHARED_DIR (see README, \"Test data\")",
             dir.display()
-        );
+        ));
         None
     }
+}
+
+/// Prints `skipped: <why>` where CI shows it: straight to stderr, past the
+/// test harness's output capture (which only catches `print!`/`eprint!`).
+pub fn skip(why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "skipped: {why}");
 }
 
 /// The engine configuration tests run with (CPU, default ranking).

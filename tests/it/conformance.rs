@@ -77,7 +77,7 @@ fn server(label: &str) -> Option<QdrantOptions> {
             Some(options)
         }
         _ => {
-            eprintln!("skipped: QDRANT_URL not set ({label} against a Qdrant server)");
+            crate::common::skip(&format!("QDRANT_URL not set ({label} against a Qdrant server)"));
             None
         }
     }

@@ -36,7 +36,7 @@ fn example_python() -> Option<PathBuf> {
             python.display()
         );
     }
-    println!("skipped: examples/python/.venv missing; run examples/python/setup.sh");
+    crate::common::skip("examples/python/.venv missing; run examples/python/setup.sh");
     None
 }
 
