@@ -104,3 +104,41 @@ fn batch_results_equal_single_results() {
         assert!((norm - 1.0).abs() < 1e-4, "vector is L2-normalised (norm {norm})");
     }
 }
+
+/// On a CUDA GPU (the `cuda` feature, `--device cuda`: candle in f16) the
+/// reference rows still match, to a looser bound than f32 on the CPU: each
+/// text in one mixed-length batch and alone, minimum cosine >= 0.999. Without
+/// a usable device (no GPU, no driver, or only the stub libcuda of
+/// scripts/cuda-toolchain.sh) it prints "skipped: no CUDA device". Loads
+/// through `CandleEmbedder::load`, without the manifest check, so that it also
+/// runs on the f16 copy of the weights in scripts/gpu-bundle.sh's bundle.
+#[cfg(feature = "cuda")]
+#[test]
+fn cuda_f16_matches_the_reference() {
+    use context_engine::embed::candle::{CandleEmbedder, CandleOptions, DeviceChoice};
+    use context_engine::embed::EmbedError;
+    let Some(rows) = reference() else { return };
+    let mut options = CandleOptions::new(model_dir());
+    options.device = DeviceChoice::Cuda;
+    let mut model = match CandleEmbedder::load(&options) {
+        Ok(m) => m,
+        Err(EmbedError::DeviceUnavailable { message, .. }) => {
+            println!("skipped: no CUDA device ({message})");
+            return;
+        }
+        Err(e) => panic!("cuda: {e}"),
+    };
+    let backend = model.backend();
+    assert!(backend.contains("Cuda"), "backend {backend}");
+    let texts: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
+    let batch = model.embed(&texts).unwrap();
+    let mut min = f32::MAX;
+    for (row, vector) in rows.iter().zip(&batch) {
+        assert_eq!(vector.len(), 384);
+        let single = model.embed(&[row.text.as_str()]).unwrap().remove(0);
+        let c = cosine(vector, &row.embedding).min(cosine(&single, &row.embedding));
+        assert!(c >= 0.999, "{backend}: cosine {c} < 0.999 for {:?}", row.text);
+        min = min.min(c);
+    }
+    println!("parity: {backend}: {} reference rows, minimum cosine {min:.7}", rows.len());
+}
