@@ -123,7 +123,7 @@ fn cuda_f16_matches_the_reference() {
     let mut model = match CandleEmbedder::load(&options) {
         Ok(m) => m,
         Err(EmbedError::DeviceUnavailable { message, .. }) => {
-            println!("skipped: no CUDA device ({message})");
+            crate::common::skip(&format!("no CUDA device ({message})"));
             return;
         }
         Err(e) => panic!("cuda: {e}"),
