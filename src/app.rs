@@ -33,55 +33,8 @@ pub enum StoreConfig {
     /// Qdrant Edge, in process, under `data_dir`.
     #[default]
     Edge,
-    /// A Qdrant server or cluster (the manifest is filled in from the model).
-    Qdrant(QdrantConfig),
-}
-
-/// Connection and layout of a Qdrant server backend.
-#[derive(Clone)]
-pub struct QdrantConfig {
-    pub url: String,
-    pub api_key: Option<String>,
-    pub collection_prefix: String,
-    pub shard_number: Option<u32>,
-    pub replication_factor: Option<u32>,
-    pub timeout: std::time::Duration,
-}
-
-impl std::fmt::Debug for QdrantConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("QdrantConfig")
-            .field("url", &self.url)
-            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
-            .field("collection_prefix", &self.collection_prefix)
-            .field("shard_number", &self.shard_number)
-            .field("replication_factor", &self.replication_factor)
-            .field("timeout", &self.timeout)
-            .finish()
-    }
-}
-
-impl QdrantConfig {
-    pub fn new(url: impl Into<String>) -> Self {
-        Self {
-            url: url.into(),
-            api_key: None,
-            collection_prefix: "context_engine".into(),
-            shard_number: None,
-            replication_factor: None,
-            timeout: std::time::Duration::from_secs(10),
-        }
-    }
-
-    pub fn options(&self, manifest: StoreManifest) -> QdrantOptions {
-        let mut options = QdrantOptions::new(&self.url, manifest);
-        options.api_key = self.api_key.clone();
-        options.collection_prefix = self.collection_prefix.clone();
-        options.shard_number = self.shard_number;
-        options.replication_factor = self.replication_factor;
-        options.timeout = self.timeout;
-        options
-    }
+    /// A Qdrant server or cluster.
+    Qdrant(QdrantOptions),
 }
 
 /// Opens (or creates) the configured store for `manifest`. Blocking.
@@ -97,9 +50,8 @@ pub fn open_store(
             model_id: manifest.model_id.clone(),
             bm25_avg_len: manifest.bm25_avg_len,
         })?)),
-        StoreConfig::Qdrant(config) => {
-            let options = config.options(manifest.clone());
-            let connect = QdrantStore::connect(&options);
+        StoreConfig::Qdrant(options) => {
+            let connect = QdrantStore::connect(options, manifest);
             let store = match tokio::runtime::Handle::try_current() {
                 Ok(handle) => handle.block_on(connect)?,
                 Err(_) => tokio::runtime::Builder::new_current_thread()

@@ -14,11 +14,10 @@ use std::sync::Arc;
 use indicatif::{ProgressBar, ProgressStyle};
 use uuid::Uuid;
 
-use crate::app::QdrantConfig;
 use crate::domain::EventRecord;
 use crate::embed::EmbedHandle;
 use crate::store::{
-    CollectionKind, EdgeOptions, EdgeStore, QdrantStore, RawPoint, RawStore, StoreError, StoreManifest,
+    CollectionKind, EdgeOptions, EdgeStore, QdrantOptions, QdrantStore, RawPoint, RawStore, StoreError, StoreManifest,
 };
 
 /// One side of a migration.
@@ -81,13 +80,12 @@ pub struct MigrateOptions {
 }
 
 /// What the store at `endpoint` was made for.
-pub async fn read_manifest(endpoint: &Endpoint, qdrant: &QdrantConfig) -> Result<StoreManifest, StoreError> {
+/// `qdrant` holds the server settings; its URL is replaced by the endpoint's.
+pub async fn read_manifest(endpoint: &Endpoint, qdrant: &QdrantOptions) -> Result<StoreManifest, StoreError> {
     match endpoint {
         Endpoint::Edge(path) => EdgeStore::read_manifest(path),
         Endpoint::Qdrant(url) => {
-            let mut config = qdrant.clone();
-            config.url = url.clone();
-            QdrantStore::read_manifest(&config.options(StoreManifest::current("", 0, 1.0))).await
+            QdrantStore::read_manifest(&QdrantOptions { url: url.clone(), ..qdrant.clone() }).await
         }
     }
 }
@@ -96,7 +94,7 @@ pub async fn read_manifest(endpoint: &Endpoint, qdrant: &QdrantConfig) -> Result
 pub async fn open(
     endpoint: &Endpoint,
     manifest: &StoreManifest,
-    qdrant: &QdrantConfig,
+    qdrant: &QdrantOptions,
 ) -> Result<Arc<dyn RawStore>, StoreError> {
     match endpoint {
         Endpoint::Edge(path) => {
@@ -112,9 +110,8 @@ pub async fn open(
             Ok(Arc::new(store))
         }
         Endpoint::Qdrant(url) => {
-            let mut config = qdrant.clone();
-            config.url = url.clone();
-            Ok(Arc::new(QdrantStore::connect(&config.options(manifest.clone())).await?))
+            let options = QdrantOptions { url: url.clone(), ..qdrant.clone() };
+            Ok(Arc::new(QdrantStore::connect(&options, manifest).await?))
         }
     }
 }

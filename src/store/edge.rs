@@ -547,15 +547,11 @@ impl RawStore for EdgeStore {
         for point in points {
             let vectors = match kind {
                 CollectionKind::Activity => {
-                    let record: EventRecord = from_payload(&point.id.to_string(), point.payload.clone())?;
-                    let dense = point.vector.ok_or_else(|| StoreError::CorruptPayload {
-                        id: point.id.to_string(),
-                        message: "event point without its dense vector".into(),
-                    })?;
+                    let (dense, text) = point.event_parts()?;
                     qdrant_edge::Vectors(VectorStructInternal::Named(
                         [
                             (DENSE_VECTOR.to_string(), VectorInternal::Dense(dense)),
-                            (SPARSE_VECTOR.to_string(), VectorInternal::Sparse(self.bm25.embed_document(&record.text))),
+                            (SPARSE_VECTOR.to_string(), VectorInternal::Sparse(self.bm25.embed_document(&text))),
                         ]
                         .into_iter()
                         .collect(),

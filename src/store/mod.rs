@@ -175,6 +175,19 @@ pub struct RawPoint {
     pub payload: serde_json::Map<String, serde_json::Value>,
 }
 
+impl RawPoint {
+    /// An event point's dense vector and canonical text (from which every
+    /// backend computes the BM25 vector on import).
+    pub(crate) fn event_parts(&self) -> Result<(Vec<f32>, String), StoreError> {
+        let record: EventRecord = from_payload(&self.id.to_string(), self.payload.clone())?;
+        let dense = self.vector.clone().ok_or_else(|| StoreError::CorruptPayload {
+            id: self.id.to_string(),
+            message: "event point without its dense vector".into(),
+        })?;
+        Ok((dense, record.text))
+    }
+}
+
 /// Whole-collection access for `migrate`. Deliberately not part of
 /// [`VectorStore`]: the engine never reads across users; only the offline
 /// migration tool does.

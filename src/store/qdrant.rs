@@ -64,8 +64,6 @@ pub struct QdrantOptions {
     pub timeout: Duration,
     /// Retries of a transiently failed request (so `retries + 1` attempts).
     pub retries: u32,
-    /// What the collections must have been made for.
-    pub manifest: StoreManifest,
 }
 
 impl std::fmt::Debug for QdrantOptions {
@@ -78,13 +76,12 @@ impl std::fmt::Debug for QdrantOptions {
             .field("replication_factor", &self.replication_factor)
             .field("timeout", &self.timeout)
             .field("retries", &self.retries)
-            .field("manifest", &self.manifest)
             .finish()
     }
 }
 
 impl QdrantOptions {
-    pub fn new(url: impl Into<String>, manifest: StoreManifest) -> Self {
+    pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
             api_key: None,
@@ -93,7 +90,6 @@ impl QdrantOptions {
             replication_factor: None,
             timeout: Duration::from_secs(10),
             retries: 3,
-            manifest,
         }
     }
 }
@@ -275,8 +271,8 @@ fn index_params(schema: &Value) -> Result<(FieldType, qdrant::payload_index_para
 
 impl QdrantStore {
     /// Connects, creates missing collections and indexes, and checks that
-    /// existing collections were made for this model and schema.
-    pub async fn connect(options: &QdrantOptions) -> Result<Self, StoreError> {
+    /// existing collections were made for `manifest` (model and schema).
+    pub async fn connect(options: &QdrantOptions, manifest: &StoreManifest) -> Result<Self, StoreError> {
         let mut builder = Qdrant::from_url(&options.url)
             .timeout(options.timeout)
             .connect_timeout(options.timeout)
@@ -291,15 +287,14 @@ impl QdrantStore {
             activity: format!("{prefix}_activity").into(),
             consent: format!("{prefix}_consent").into(),
             access: format!("{prefix}_access").into(),
-            bm25: Arc::new(bm25(options.manifest.bm25_avg_len)?),
+            bm25: Arc::new(bm25(manifest.bm25_avg_len)?),
             retries: options.retries,
-            manifest: Arc::new(options.manifest.clone()),
+            manifest: Arc::new(manifest.clone()),
         };
         store.client.health_check().await.map_err(|e| StoreError::Backend {
             operation: "connect",
             message: format!("Qdrant at {} does not answer: {e}", options.url),
         })?;
-        let manifest = &options.manifest;
         let dense = [(DENSE_VECTOR.to_string(), manifest.dimension as u64)];
         let sparse = Some(SPARSE_VECTOR);
         store.ensure(&store.activity, &dense, sparse, event_indexes(), options, false).await?;
@@ -310,7 +305,7 @@ impl QdrantStore {
     }
 
     /// What the existing collections at `options` were made for (their
-    /// metadata; `options.manifest` is ignored).
+    /// metadata).
     pub async fn read_manifest(options: &QdrantOptions) -> Result<StoreManifest, StoreError> {
         let mut builder = Qdrant::from_url(&options.url).timeout(options.timeout).skip_compatibility_check();
         if let Some(key) = &options.api_key {
@@ -372,7 +367,7 @@ impl QdrantStore {
         write_all: bool,
     ) -> Result<(), StoreError> {
         let exists = self.retry("collection exists", || self.client.collection_exists(name)).await?;
-        let manifest = &options.manifest;
+        let manifest = &*self.manifest;
         if exists {
             let info = self.retry("collection info", || self.client.collection_info(name)).await?;
             let config = info.result.and_then(|r| r.config).unwrap_or_default();
@@ -606,12 +601,8 @@ impl RawStore for QdrantStore {
         for point in points {
             let vectors = match kind {
                 CollectionKind::Activity => {
-                    let record: EventRecord = from_payload(&point.id.to_string(), point.payload.clone())?;
-                    let dense = point.vector.ok_or_else(|| StoreError::CorruptPayload {
-                        id: point.id.to_string(),
-                        message: "event point without its dense vector".into(),
-                    })?;
-                    let sparse = self.bm25.embed_document(&record.text);
+                    let (dense, text) = point.event_parts()?;
+                    let sparse = self.bm25.embed_document(&text);
                     NamedVectors::default()
                         .add_vector(DENSE_VECTOR, Vector::new_dense(dense))
                         .add_vector(SPARSE_VECTOR, Vector::new_sparse(sparse.indices, sparse.values))

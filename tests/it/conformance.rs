@@ -59,7 +59,7 @@ impl Backend {
                 (Arc::new(store.clone()), Arc::new(store))
             }
             Self::Qdrant(options) => {
-                let store = QdrantStore::connect(options).await.expect("Qdrant server reachable");
+                let store = QdrantStore::connect(options, &manifest()).await.expect("Qdrant server reachable");
                 (Arc::new(store.clone()), Arc::new(store))
             }
         }
@@ -71,7 +71,7 @@ impl Backend {
 fn server(label: &str) -> Option<QdrantOptions> {
     match std::env::var("QDRANT_URL") {
         Ok(url) if !url.is_empty() => {
-            let mut options = QdrantOptions::new(url, manifest());
+            let mut options = QdrantOptions::new(url);
             options.api_key = std::env::var("QDRANT_API_KEY").ok().filter(|k| !k.is_empty());
             options.collection_prefix = format!("ce_test_{label}_{}", uuid::Uuid::new_v4().simple());
             Some(options)
@@ -293,7 +293,7 @@ async fn qdrant_server_conforms() {
     let fx = tokio::task::spawn_blocking(fixture).await.unwrap();
     let backend = Backend::Qdrant(options.clone());
     conformance(&backend, &fx).await;
-    QdrantStore::connect(&options).await.unwrap().drop_collections().await.unwrap();
+    QdrantStore::connect(&options, &manifest()).await.unwrap().drop_collections().await.unwrap();
 }
 
 /// Both backends return the same top results for the same data.
@@ -319,7 +319,7 @@ async fn edge_and_server_return_the_same_top_results() {
         }
     }
     edge.close();
-    QdrantStore::connect(&options).await.unwrap().drop_collections().await.unwrap();
+    QdrantStore::connect(&options, &manifest()).await.unwrap().drop_collections().await.unwrap();
 }
 
 async fn fill(store: &dyn VectorStore, fx: &Fixture) {
@@ -368,7 +368,7 @@ async fn migration_copies_verifies_and_reembeds() {
         assert!(err.to_string().contains("access: source has 1 points"), "{err}");
         copy.close();
         if let Backend::Qdrant(options) = &target {
-            QdrantStore::connect(options).await.unwrap().drop_collections().await.unwrap();
+            QdrantStore::connect(options, &manifest()).await.unwrap().drop_collections().await.unwrap();
         }
     }
 
@@ -397,10 +397,10 @@ async fn migration_copies_verifies_and_reembeds() {
 #[tokio::test]
 async fn an_unreachable_qdrant_server_is_a_clear_error() {
     let addr = crate::common::free_port(); // nothing listens there
-    let mut options = QdrantOptions::new(format!("http://{addr}"), manifest());
+    let mut options = QdrantOptions::new(format!("http://{addr}"));
     options.timeout = std::time::Duration::from_secs(2);
     let started = std::time::Instant::now();
-    let err = QdrantStore::connect(&options).await.unwrap_err();
+    let err = QdrantStore::connect(&options, &manifest()).await.unwrap_err();
     assert!(err.to_string().contains("does not answer"), "{err}");
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }
