@@ -216,6 +216,20 @@ mod tests {
         assert_eq!(rpc_name(""), "other");
     }
 
+    /// Every method of our services gets its own label (a new RPC added to
+    /// the proto but not to `KNOWN_RPCS` would be counted as `other`).
+    #[test]
+    fn every_proto_method_has_a_label() {
+        use prost::Message;
+        let set = prost_types::FileDescriptorSet::decode(crate::pb::FILE_DESCRIPTOR_SET).unwrap();
+        let methods: Vec<String> =
+            set.file.iter().flat_map(|f| &f.service).flat_map(|s| &s.method).filter_map(|m| m.name.clone()).collect();
+        assert!(methods.len() >= 9, "{methods:?}");
+        for method in methods {
+            assert_eq!(rpc_name(&format!("/context_engine.v1.X/{method}")), method, "{method} has no metric label");
+        }
+    }
+
     #[test]
     fn request_ids_from_clients_are_kept_only_when_plain() {
         let with = |v: &str| http::Request::builder().header(REQUEST_ID_HEADER, v).body(()).unwrap();
