@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::embed::candle::{CandleEmbedder, CandleOptions, CpuKernels, DeviceChoice};
+use crate::embed::candle::{CandleEmbedder, CandleOptions, CpuKernels, CpuPrecision, DeviceChoice};
 use crate::embed::{BatchConfig, EmbedError, EmbedHandle};
 use crate::engine::{Engine, EngineConfig};
 use crate::model_files::{self, ModelFilesError};
@@ -71,6 +71,7 @@ pub struct AppConfig {
     pub model_dir: PathBuf,
     pub device: DeviceChoice,
     pub cpu_kernels: CpuKernels,
+    pub cpu_precision: CpuPrecision,
     /// Threads of the CPU forward pass (0 = every core).
     pub embed_threads: usize,
     pub blas_library: Option<String>,
@@ -92,6 +93,7 @@ impl AppConfig {
             model_dir: model_dir.into(),
             device: DeviceChoice::Auto,
             cpu_kernels: CpuKernels::Auto,
+            cpu_precision: CpuPrecision::Auto,
             embed_threads: 0,
             blas_library: None,
             data_dir: data_dir.into(),
@@ -132,6 +134,7 @@ pub fn build(config: &AppConfig) -> Result<App, AppError> {
     let mut options = CandleOptions::new(&config.model_dir);
     options.device = config.device;
     options.cpu_kernels = config.cpu_kernels;
+    options.cpu_precision = config.cpu_precision;
     options.threads = config.embed_threads;
     options.blas_library = config.blas_library.clone();
     let embedder = load_embedder_with(&options)?;

@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::api::ApiKeys;
 use crate::app::AppConfig;
 use crate::domain::{ConsentState, Purpose, RetrievalMode};
-use crate::embed::candle::{CpuKernels, DeviceChoice};
+use crate::embed::candle::{CpuKernels, CpuPrecision, DeviceChoice};
 use crate::embed::BatchConfig;
 use crate::rank::Fusion;
 use crate::render::InjectionPolicy;
@@ -51,6 +51,10 @@ pub struct ModelArgs {
     /// be opened (auto), BLAS required, portable kernels, or candle's.
     #[arg(long, env = "CONTEXT_ENGINE_CPU_KERNELS", value_enum, default_value = "auto")]
     pub cpu_kernels: CpuKernels,
+    /// Arithmetic of the CPU kernels' dense layers: f32 (auto), bf16x3
+    /// (Intel AMX, f32 parity), or bf16 (AMX, fastest, lower parity).
+    #[arg(long, env = "CONTEXT_ENGINE_CPU_PRECISION", value_enum, default_value = "auto")]
+    pub cpu_precision: CpuPrecision,
     /// Threads of the CPU forward pass (0 = one per core).
     #[arg(long, env = "CONTEXT_ENGINE_EMBED_THREADS", default_value_t = 0)]
     pub embed_threads: usize,
@@ -65,6 +69,7 @@ impl ModelArgs {
         let mut options = crate::embed::candle::CandleOptions::new(&self.model_dir);
         options.device = self.device;
         options.cpu_kernels = self.cpu_kernels;
+        options.cpu_precision = self.cpu_precision;
         options.threads = self.embed_threads;
         options.blas_library = self.blas_library.clone();
         options
@@ -454,6 +459,7 @@ impl TryFrom<ServeArgs> for ServeConfig {
         };
         app.device = a.model.device;
         app.cpu_kernels = a.model.cpu_kernels;
+        app.cpu_precision = a.model.cpu_precision;
         app.embed_threads = a.model.embed_threads;
         app.blas_library = a.model.blas_library.clone();
         app.batch = BatchConfig { queue_capacity: a.embed_queue, max_batch_texts: a.embed_batch };

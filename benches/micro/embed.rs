@@ -4,7 +4,7 @@
 //!
 //! `cargo bench --profile dev --bench embed` (see benches/README.md).
 
-use context_engine::embed::candle::{CandleOptions, CpuKernels, DeviceChoice};
+use context_engine::embed::candle::{CandleOptions, CpuKernels, CpuPrecision, DeviceChoice};
 use context_engine::embed::Embedder;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
@@ -13,6 +13,12 @@ fn model() -> context_engine::embed::candle::CandleEmbedder {
     let mut options = CandleOptions::new(dir);
     options.device = DeviceChoice::Cpu;
     options.threads = std::env::var("CONTEXT_ENGINE_EMBED_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
+    options.cpu_precision = match std::env::var("CONTEXT_ENGINE_CPU_PRECISION").as_deref() {
+        Ok("f32") => CpuPrecision::F32,
+        Ok("bf16x3") => CpuPrecision::Bf16x3,
+        Ok("bf16") => CpuPrecision::Bf16,
+        _ => CpuPrecision::Auto,
+    };
     options.cpu_kernels = match std::env::var("CONTEXT_ENGINE_CPU_KERNELS").as_deref() {
         Ok("blas") => CpuKernels::Blas,
         Ok("portable") => CpuKernels::Portable,

@@ -18,15 +18,58 @@
 //! Matrix products use a BLAS library opened at run time (OpenBLAS, MKL or
 //! BLIS) when present, else the portable `gemm` crate; see [`GemmChoice`].
 
+mod amx;
 mod gemm;
 pub mod kernels;
 mod packed;
 
 use rayon::prelude::*;
 
+use amx::AmxWeight;
 use gemm::Gemm;
 pub use gemm::GemmChoice;
 use packed::PackedWeight;
+
+/// Arithmetic of the dense layers (attention scores stay f32 throughout).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// [`Precision::F32`]. (bf16x3 keeps f32's parity and would be the
+    /// default where AMX pays, but on the machines we measure — KVM guests on
+    /// Sapphire Rapids, ~60 cycles per 1 KiB tile load — it only breaks
+    /// even with BLAS; see the README.)
+    #[default]
+    Auto,
+    /// f32 products (BLAS, the packed kernels or the portable gemm).
+    F32,
+    /// AMX tiles with each f32 operand split into two bf16 parts (three
+    /// bf16 products per f32 product; ~16 bits of input precision, f32
+    /// accumulation). Loading fails on a CPU without AMX.
+    Bf16x3,
+    /// AMX tiles on plain bf16 inputs with f32 accumulation: fastest,
+    /// lowest parity. Loading fails on a CPU without AMX.
+    Bf16,
+}
+
+impl Precision {
+    /// What `Auto` means on this machine.
+    pub fn resolve(self) -> Result<Self, Error> {
+        match self {
+            Self::Auto => Ok(Self::F32),
+            Self::Bf16x3 | Self::Bf16 if !amx::available() => Err(Error::Setup(format!(
+                "precision {self:?} needs Intel AMX (amx-bf16, amx-tile) and a kernel that grants it; use f32"
+            ))),
+            p => Ok(p),
+        }
+    }
+
+    fn split(self) -> Option<amx::Split> {
+        match self {
+            Self::Bf16x3 => Some(amx::Split::Three),
+            Self::Bf16 => Some(amx::Split::One),
+            _ => None,
+        }
+    }
+}
 
 /// The model's shape, from a Hugging Face `config.json`.
 #[derive(Debug, Clone)]
@@ -63,17 +106,31 @@ impl std::fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// A dense layer's weight, `[out, in]`, kept both as stored (for BLAS) and
-/// packed (for few-row products).
+/// A dense layer's weight, `[out, in]`, kept as stored (for BLAS) and
+/// packed (for few-row f32 products), or packed for AMX tiles.
 struct Weight {
     raw: Vec<f32>,
     packed: PackedWeight,
+    amx: Option<AmxWeight>,
 }
 
 impl Weight {
-    fn new(raw: Vec<f32>, n: usize, k: usize) -> Self {
+    fn new(raw: Vec<f32>, n: usize, k: usize, precision: Precision) -> Self {
+        let amx = precision.split().and_then(|split| AmxWeight::new(&raw, n, k, split));
+        // Few-row products stay on the f32 packed kernel (bf16x3 gains
+        // nothing on a 16-row tile that is mostly padding); BLAS's copy is
+        // needed only without AMX.
         let packed = PackedWeight::new(&raw, n, k);
-        Self { raw, packed }
+        let raw = if amx.is_some() { Vec::new() } else { raw };
+        Self { raw, packed, amx }
+    }
+
+    fn n(&self) -> usize {
+        self.packed.n()
+    }
+
+    fn k(&self) -> usize {
+        self.packed.k()
     }
 }
 
@@ -100,6 +157,7 @@ pub struct Model {
     embed_norm: (Vec<f32>, Vec<f32>),
     layers: Vec<Layer>,
     gemm: Gemm,
+    precision: Precision,
     pool: rayon::ThreadPool,
     threads: usize,
     /// Products with at most this many rows use the packed kernel.
@@ -139,8 +197,10 @@ impl Model {
         config: Config,
         get: &mut WeightSource<'_>,
         choice: &GemmChoice,
+        precision: Precision,
         threads: usize,
     ) -> Result<Self, Error> {
+        let precision = precision.resolve()?;
         let h = config.hidden_size;
         if config.num_attention_heads == 0 || !h.is_multiple_of(config.num_attention_heads) {
             return Err(Error::Setup("hidden_size is not a multiple of num_attention_heads".into()));
@@ -177,14 +237,24 @@ impl Model {
                     qkv_b.extend(fetch(format!("{p}.attention.self.{part}.bias"), &[h])?);
                 }
                 Ok(Layer {
-                    qkv_w: Weight::new(qkv_w, 3 * h, h),
+                    qkv_w: Weight::new(qkv_w, 3 * h, h, precision),
                     qkv_b,
-                    attn_out_w: Weight::new(fetch(format!("{p}.attention.output.dense.weight"), &[h, h])?, h, h),
+                    attn_out_w: Weight::new(
+                        fetch(format!("{p}.attention.output.dense.weight"), &[h, h])?,
+                        h,
+                        h,
+                        precision,
+                    ),
                     attn_out_b: fetch(format!("{p}.attention.output.dense.bias"), &[h])?,
                     attn_norm,
-                    inter_w: Weight::new(fetch(format!("{p}.intermediate.dense.weight"), &[inter, h])?, inter, h),
+                    inter_w: Weight::new(
+                        fetch(format!("{p}.intermediate.dense.weight"), &[inter, h])?,
+                        inter,
+                        h,
+                        precision,
+                    ),
                     inter_b: fetch(format!("{p}.intermediate.dense.bias"), &[inter])?,
-                    out_w: Weight::new(fetch(format!("{p}.output.dense.weight"), &[h, inter])?, h, inter),
+                    out_w: Weight::new(fetch(format!("{p}.output.dense.weight"), &[h, inter])?, h, inter, precision),
                     out_b: fetch(format!("{p}.output.dense.bias"), &[h])?,
                     out_norm,
                 })
@@ -206,6 +276,7 @@ impl Model {
             embed_norm,
             layers,
             gemm,
+            precision,
             pool,
             threads,
             packed_max_rows: env_usize("BERT_CPU_PACKED_MAX_ROWS", 64),
@@ -215,7 +286,16 @@ impl Model {
 
     /// Which matrix-product implementation is in use, for logs and reports.
     pub fn backend(&self) -> String {
-        self.gemm.name()
+        match self.precision {
+            Precision::Bf16x3 => format!("amx bf16x3 (attention: {})", self.gemm.name()),
+            Precision::Bf16 => format!("amx bf16 (attention: {})", self.gemm.name()),
+            _ => self.gemm.name(),
+        }
+    }
+
+    /// The dense layers' arithmetic (never `Auto`).
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     pub fn threads(&self) -> usize {
@@ -268,25 +348,29 @@ impl Model {
         let mut ctx = vec![0f32; total * h];
         let mut wide = vec![0f32; total * inter];
         let mut next = vec![0f32; total * h];
+        // bf16 copies of a product's left operand (AMX), padded to whole
+        // tiles; rows past `total` are read but their results dropped.
+        let mut bf: AmxBuffer =
+            self.precision.split().map(|split| vec![0u16; amx::padded_rows(total) * split.depth(inter.max(h))]);
         for layer in &self.layers {
             // qkv = x·Wqkv^T + b
             self.fill_rows(jobs, &mut qkv, &layer.qkv_b);
-            self.linear(jobs, &x, total, &layer.qkv_w, &mut qkv);
+            self.linear(jobs, &mut bf, &x, total, &layer.qkv_w, &mut qkv);
             self.attention(jobs, &qkv, &offsets, &mut ctx);
             // next = LN(x + ctx·Wo^T + b)
             next.copy_from_slice(&x);
             self.add_rows(jobs, &mut next, &layer.attn_out_b);
-            self.linear(jobs, &ctx, total, &layer.attn_out_w, &mut next);
+            self.linear(jobs, &mut bf, &ctx, total, &layer.attn_out_w, &mut next);
             self.layer_norm(jobs, &mut next, &layer.attn_norm);
             std::mem::swap(&mut x, &mut next);
             // wide = GELU(x·Wi^T + b)
             self.fill_rows(jobs, &mut wide, &layer.inter_b);
-            self.linear(jobs, &x, total, &layer.inter_w, &mut wide);
+            self.linear(jobs, &mut bf, &x, total, &layer.inter_w, &mut wide);
             self.par_chunks(jobs, &mut wide, inter, kernels::gelu);
             // next = LN(x + wide·Wout^T + b)
             next.copy_from_slice(&x);
             self.add_rows(jobs, &mut next, &layer.out_b);
-            self.linear(jobs, &wide, total, &layer.out_w, &mut next);
+            self.linear(jobs, &mut bf, &wide, total, &layer.out_w, &mut next);
             self.layer_norm(jobs, &mut next, &layer.out_norm);
             std::mem::swap(&mut x, &mut next);
         }
@@ -353,11 +437,37 @@ impl Model {
     /// `out[m × n] += a[m × k] · wᵀ` with `w` stored `[n, k]`, split by
     /// output columns across the pool (each job reads only its slice of `w`).
     /// Few rows go to the packed kernel, many to BLAS (or the portable gemm).
-    fn linear(&self, jobs: usize, a: &[f32], m: usize, w: &Weight, out: &mut [f32]) {
-        let (n, k) = (w.packed.n(), w.packed.k());
+    fn linear(&self, jobs: usize, bf: &mut AmxBuffer, a: &[f32], m: usize, w: &Weight, out: &mut [f32]) {
+        let (n, k) = (w.n(), w.k());
         debug_assert_eq!(a.len(), m * k);
         debug_assert_eq!(out.len(), m * n);
         let dst = SendPtr(out.as_mut_ptr());
+        let amx_rows = if self.precision == Precision::Bf16 { 0 } else { self.packed_max_rows };
+        if let (Some(aw), Some(buf), true) = (&w.amx, bf.as_mut(), m > amx_rows) {
+            // Convert A to bf16 once (by rows), then every job reads it.
+            let (split, depth) = (aw.split(), aw.depth());
+            let conv = &mut buf[..m * depth];
+            let per = m.div_ceil(jobs.max(1)).max(1);
+            if jobs > 1 {
+                a.par_chunks(per * k)
+                    .zip(conv.par_chunks_mut(per * depth))
+                    .for_each(|(a, out)| amx::convert_rows(a, k, out, split));
+            } else {
+                amx::convert_rows(a, k, conv, split);
+            }
+            let src = buf.as_ptr() as usize;
+            let blocks = aw.blocks();
+            let jobs = jobs.min(blocks).max(1);
+            let per = blocks.div_ceil(jobs);
+            for_each_job(jobs, |j| {
+                let range = (j * per).min(blocks)..((j + 1) * per).min(blocks);
+                // SAFETY: AMX was granted (the precision resolved to it); the
+                // buffer holds padded_rows(m) × depth values; job j writes
+                // only the columns of its blocks.
+                unsafe { amx::matmul(aw, m, src as *const u16, dst.ptr(), n, range) };
+            });
+            return;
+        }
         if m <= self.packed_max_rows {
             let tiles = w.packed.tiles();
             let jobs = jobs.min(tiles).max(1);
@@ -448,6 +558,9 @@ impl Model {
         }
     }
 }
+
+/// The bf16 copy of a product's left operand (AMX precisions).
+type AmxBuffer = Option<Vec<u16>>;
 
 /// Runs `f(0..jobs)`: in the current rayon pool when there is more than one.
 fn for_each_job(jobs: usize, f: impl Fn(usize) + Sync + Send) {

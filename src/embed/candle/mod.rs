@@ -51,6 +51,35 @@ impl DeviceChoice {
     }
 }
 
+/// Arithmetic of the CPU forward pass's dense layers (`bert_cpu` kernels).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum CpuPrecision {
+    /// f32 (bf16x3 only breaks even on our machines; README).
+    #[default]
+    Auto,
+    /// f32 products (BLAS / packed AVX-512 kernels).
+    #[value(name = "f32")]
+    F32,
+    /// AMX tiles, each f32 operand split into two bf16 parts (three products,
+    /// f32 accumulation; parity with f32 kept, see README).
+    #[value(name = "bf16x3")]
+    Bf16x3,
+    /// AMX tiles on plain bf16 inputs: fastest, lower parity (README).
+    #[value(name = "bf16")]
+    Bf16,
+}
+
+impl From<CpuPrecision> for bert_cpu::Precision {
+    fn from(p: CpuPrecision) -> Self {
+        match p {
+            CpuPrecision::Auto => Self::Auto,
+            CpuPrecision::F32 => Self::F32,
+            CpuPrecision::Bf16x3 => Self::Bf16x3,
+            CpuPrecision::Bf16 => Self::Bf16,
+        }
+    }
+}
+
 /// How the model runs on the CPU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum CpuKernels {
@@ -77,6 +106,7 @@ pub struct CandleOptions {
     /// Padded tokens per forward pass; bounds activation memory.
     pub max_batch_tokens: usize,
     pub cpu_kernels: CpuKernels,
+    pub cpu_precision: CpuPrecision,
     /// Threads the CPU forward pass uses; 0 = every core.
     pub threads: usize,
     /// BLAS shared library to open instead of searching the usual names.
@@ -91,6 +121,7 @@ impl CandleOptions {
             max_seq_len: 256,
             max_batch_tokens: 16_384,
             cpu_kernels: CpuKernels::Auto,
+            cpu_precision: CpuPrecision::Auto,
             threads: 0,
             blas_library: None,
         }
@@ -171,7 +202,7 @@ impl CandleEmbedder {
                 return Err(load_err(&config_path, format!("unsupported hidden_act {:?}", config.hidden_act)));
             }
             Forward::Cpu(
-                bert_cpu::Model::load(cpu_config, &mut get, &choice, options.threads)
+                bert_cpu::Model::load(cpu_config, &mut get, &choice, options.cpu_precision.into(), options.threads)
                     .map_err(|e| load_err(&weights, e))?,
             )
         } else {
