@@ -17,6 +17,8 @@ pub struct TokenizerError {
 
 pub struct HfTokenCounter {
     tokenizer: Tokenizer,
+    lines_add_up: bool,
+    frame: usize,
 }
 
 impl std::fmt::Debug for HfTokenCounter {
@@ -33,8 +35,40 @@ impl HfTokenCounter {
         // MiniLM one at 128); counting must see every token.
         tokenizer.with_padding(None);
         tokenizer.with_truncation(None).map_err(|e| err(e.to_string()))?;
-        Ok(Self { tokenizer })
+        let lines_add_up = splits_at_whitespace(&tokenizer);
+        let mut counter = Self { tokenizer, lines_add_up, frame: 0 };
+        counter.frame = counter.count(&crate::render::block_frame());
+        Ok(counter)
     }
+
+    /// Whether this tokenizer's count of texts joined by line breaks is the
+    /// sum of their counts (see [`CountTokens::lines_add_up`]).
+    pub fn lines_add_up(&self) -> bool {
+        self.lines_add_up
+    }
+}
+
+/// True when no token can span a line break: the normalizer only maps
+/// characters one by one (a line break stays whitespace), the pre-tokenizer
+/// splits at every whitespace (so the model sees each word alone), and no
+/// added token contains whitespace. BERT's tokenizers qualify; byte-level
+/// BPE (GPT-style), Metaspace (SentencePiece-style) and anything unknown do
+/// not, and get their blocks counted whole.
+fn splits_at_whitespace(tokenizer: &Tokenizer) -> bool {
+    use tokenizers::normalizers::NormalizerWrapper as N;
+    use tokenizers::pre_tokenizers::PreTokenizerWrapper as P;
+    let normalizer_ok = match tokenizer.get_normalizer() {
+        None => true,
+        Some(n) => {
+            matches!(n, N::BertNormalizer(_) | N::Lowercase(_) | N::StripAccents(_) | N::NFC(_) | N::NFD(_))
+        }
+    };
+    let pre_ok = matches!(
+        tokenizer.get_pre_tokenizer(),
+        Some(P::BertPreTokenizer(_) | P::Whitespace(_) | P::WhitespaceSplit(_))
+    );
+    let added_ok = tokenizer.get_added_tokens_decoder().values().all(|t| !t.content.chars().any(char::is_whitespace));
+    normalizer_ok && pre_ok && added_ok
 }
 
 impl CountTokens for HfTokenCounter {
@@ -46,5 +80,13 @@ impl CountTokens for HfTokenCounter {
             Ok(encoding) => encoding.len(),
             Err(_) => text.chars().count(),
         }
+    }
+
+    fn lines_add_up(&self) -> bool {
+        self.lines_add_up
+    }
+
+    fn frame_tokens(&self) -> usize {
+        self.frame
     }
 }

@@ -4,10 +4,13 @@
 //! (a lower-ranked short snippet may fill room a long one could not).
 //!
 //! The budget is for the whole rendered block, header and footer included,
-//! counted with a real tokenizer. Lines are costed one by one while packing;
-//! the finished block is then counted as a whole and trimmed from the end
-//! until it fits, so the bound holds for any tokenizer, including ones
-//! whose tokens span line breaks.
+//! counted with a real tokenizer. Each candidate line is counted alone (the
+//! frame once per counter), never re-tokenising the header with it. Where
+//! the tokenizer's tokens never span a line break (whitespace-splitting
+//! pre-tokenizers such as BERT's), the block's count is the frame's plus
+//! the lines', exactly; for any other tokenizer the finished block is
+//! counted as a whole and trimmed from the end until it fits, so the bound
+//! holds for every tokenizer.
 
 use chrono::DateTime;
 
@@ -19,6 +22,18 @@ use crate::render::{self, InjectionPolicy, RenderLine};
 /// Counts tokens the way the target LLM will.
 pub trait CountTokens: Send + Sync {
     fn count(&self, text: &str) -> usize;
+
+    /// True only when no token can span a line break, so that texts joined
+    /// by line breaks count as the sum of their parts. Packing then skips
+    /// counting the finished block; a wrong `true` breaks the budget.
+    fn lines_add_up(&self) -> bool {
+        false
+    }
+
+    /// Tokens of [`render::block_frame`]; counters may compute it once.
+    fn frame_tokens(&self) -> usize {
+        self.count(&render::block_frame())
+    }
 }
 
 /// What packing produced.
@@ -76,23 +91,22 @@ struct Line {
     cost: usize,
 }
 
+fn render_line<'a>(candidates: &'a [Candidate], groups: &[Group], l: &'a Line) -> RenderLine<'a> {
+    let g = &groups[l.group];
+    let event = &candidates[g.latest()].record.event;
+    RenderLine {
+        citation: &l.citation,
+        text: &l.text,
+        event_time: event.event_time,
+        source: event.source_display(),
+        // `sentence` already says how often.
+        occurrences: 1,
+        flagged: !l.flags.is_empty(),
+    }
+}
+
 fn render_lines(candidates: &[Candidate], groups: &[Group], lines: &[Line]) -> String {
-    let render: Vec<RenderLine<'_>> = lines
-        .iter()
-        .map(|l| {
-            let g = &groups[l.group];
-            let event = &candidates[g.latest()].record.event;
-            RenderLine {
-                citation: &l.citation,
-                text: &l.text,
-                event_time: event.event_time,
-                source: event.source_display(),
-                // `sentence` already says how often.
-                occurrences: 1,
-                flagged: !l.flags.is_empty(),
-            }
-        })
-        .collect();
+    let render: Vec<RenderLine<'_>> = lines.iter().map(|l| render_line(candidates, groups, l)).collect();
     render::render_block(&render)
 }
 
@@ -100,8 +114,9 @@ pub fn pack(request: PackRequest<'_>, counter: &dyn CountTokens) -> Packed {
     let PackRequest { candidates, groups, order, max_snippets, max_tokens, policy, lists_full } = request;
     let mut packed = Packed::default();
     let mut lines: Vec<Line> = Vec::new();
-    // Tokens of the header and footer, measured on a one-line block.
-    let mut frame: Option<usize> = None;
+    // Tokens of the opening, header and closing.
+    let frame = counter.frame_tokens();
+    let additive = counter.lines_add_up();
     let mut estimate = 0usize;
     for &g in order {
         if lines.len() >= max_snippets {
@@ -127,13 +142,7 @@ pub fn pack(request: PackRequest<'_>, counter: &dyn CountTokens) -> Packed {
         };
         let citation = format!("c{}", lines.len() + 1);
         let mut line = Line { group: g, citation, text, flags, cost: 0 };
-        let alone = counter.count(&render_lines(candidates, groups, std::slice::from_ref(&line)));
-        let frame = *frame.get_or_insert_with(|| {
-            let twice = counter.count(&render_lines(candidates, groups, &[line.clone(), line.clone()]));
-            // alone = frame + cost, twice = frame + 2 · cost.
-            (2 * alone).saturating_sub(twice)
-        });
-        line.cost = alone.saturating_sub(frame).max(1);
+        line.cost = counter.count(&render::render_line(lines.len(), &render_line(candidates, groups, &line)));
         if frame + estimate + line.cost > max_tokens {
             packed.dropped_budget += 1;
             continue;
@@ -147,7 +156,8 @@ pub fn pack(request: PackRequest<'_>, counter: &dyn CountTokens) -> Packed {
             break;
         }
         let rendered = render_lines(candidates, groups, &lines);
-        let tokens = counter.count(&rendered);
+        let tokens =
+            if additive { frame + lines.iter().map(|l| l.cost).sum::<usize>() } else { counter.count(&rendered) };
         if tokens <= max_tokens {
             packed.rendered = rendered;
             packed.tokens = tokens;

@@ -50,6 +50,21 @@ pub struct RenderLine<'a> {
     pub flagged: bool,
 }
 
+/// What every block holds besides its lines (opening, header, closing),
+/// joined by the same line breaks as in a block.
+pub fn block_frame() -> String {
+    format!("{BLOCK_OPEN}\n{BLOCK_HEADER}\n{BLOCK_CLOSE}")
+}
+
+/// Line `index` (0-based) exactly as [`render_block`] writes it, without its
+/// line break: a block is `block_frame`'s opening and header, each line
+/// followed by a line break, then the closing.
+pub fn render_line(index: usize, line: &RenderLine<'_>) -> String {
+    let mut out = String::with_capacity(160);
+    push_line(&mut out, index, line);
+    out
+}
+
 /// The block the orchestrator pastes into its prompt; "" when `lines` is
 /// empty. Deterministic: the same lines give the same bytes.
 pub fn render_block(lines: &[RenderLine<'_>]) -> String {

@@ -60,7 +60,7 @@ mod corpus_tests;
 #[cfg(test)]
 mod prop_tests;
 
-pub use block::{render_block, RenderLine, BLOCK_CLOSE, BLOCK_HEADER, BLOCK_OPEN, FLAG_NOTE};
+pub use block::{block_frame, render_block, render_line, RenderLine, BLOCK_CLOSE, BLOCK_HEADER, BLOCK_OPEN, FLAG_NOTE};
 pub use neutralize::{neutralize, ENCODED_MARKER};
 pub use sanitize::{sanitize, MAX_TEXT_CHARS};
 pub use screen::screen;

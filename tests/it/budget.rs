@@ -19,6 +19,41 @@ fn counter() -> &'static HfTokenCounter {
     COUNTER.get_or_init(|| HfTokenCounter::load(&model_dir().join("tokenizer.json")).expect("tokenizer loads"))
 }
 
+/// A GPT-style tokenizer shape: byte-level pre-tokenizer, whose tokens can
+/// hold line breaks ("a\nb" is three tokens, "a" and "b" one each), over a
+/// one-entry word-level vocabulary (every piece is one token).
+fn byte_level_counter() -> &'static HfTokenCounter {
+    static COUNTER: OnceLock<HfTokenCounter> = OnceLock::new();
+    COUNTER.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokenizer.json");
+        let json = serde_json::json!({
+            "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
+            "normalizer": null,
+            "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true},
+            "post_processor": null, "decoder": null,
+            "model": {"type": "WordLevel", "vocab": {"[UNK]": 0}, "unk_token": "[UNK]"}
+        });
+        std::fs::write(&path, json.to_string()).unwrap();
+        HfTokenCounter::load(&path).expect("byte-level tokenizer loads")
+    })
+}
+
+/// Packing may sum line counts only for tokenizers whose tokens never span
+/// a line break: BERT's (the default budget tokenizer), not byte-level BPE.
+#[test]
+fn only_whitespace_splitting_tokenizers_add_up_by_lines() {
+    let (bert, bytes) = (counter(), byte_level_counter());
+    assert!(bert.lines_add_up());
+    assert!(!bytes.lines_add_up());
+    let (a, b) = ("Purchased boots at Acme", "[c2] 2026-01-01 | Shop | Viewed tents");
+    assert_eq!(bert.count(&format!("{a}\n{b}")), bert.count(a) + bert.count(b));
+    assert!(
+        bytes.count(&format!("{a}\n{b}")) > bytes.count(a) + bytes.count(b),
+        "the line break is a token of its own"
+    );
+}
+
 fn candidate(i: usize, text: String, age_days: i64, item: u8, vector: Vec<f32>) -> Candidate {
     let event = ActivityEvent {
         event_id: format!("e{i}"),
@@ -72,7 +107,10 @@ proptest! {
         max_snippets in 1usize..30,
         neutralize in any::<bool>(),
         diversity in 0.0f32..1.0,
+        byte_level in any::<bool>(),
     ) {
+        // Both packing paths: line sums (BERT) and whole-block counts.
+        let counter = || if byte_level { byte_level_counter() } else { counter() };
         let options = RankingOptions { diversity, ..RankingOptions::default() };
         let policy = if neutralize { InjectionPolicy::Neutralize } else { InjectionPolicy::Drop };
         let query = [0.5f32, 0.5, 0.5, 0.5];
