@@ -19,7 +19,26 @@ pub struct HfTokenCounter {
     tokenizer: Tokenizer,
     lines_add_up: bool,
     frame: usize,
+    /// For tokenizers whose tokens never span a space or line break: the
+    /// counts of pieces already seen.
+    pieces: Option<PieceCounts>,
 }
+
+/// Token counts of space-separated pieces. A context block is mostly the
+/// same words again (dates, sources, product names, the header), so most
+/// pieces are counted once per process instead of once per call. Keys are
+/// two 64-bit hashes of the piece under per-process random keys (std's
+/// SipHash `RandomState`): the cache holds no text, and a collision of
+/// both (~2⁻¹²⁸ per pair) is the only way to read a wrong count.
+struct PieceCounts {
+    hashers: (std::hash::RandomState, std::hash::RandomState),
+    counts: quick_cache::sync::Cache<(u64, u64), u32>,
+}
+
+/// Pieces remembered; ~3 MB.
+const PIECE_CACHE: usize = 65_536;
+/// Longer pieces (URLs, run-on strings) are counted each time, not kept.
+const PIECE_MAX_BYTES: usize = 64;
 
 impl std::fmt::Debug for HfTokenCounter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -36,9 +55,21 @@ impl HfTokenCounter {
         tokenizer.with_padding(None);
         tokenizer.with_truncation(None).map_err(|e| err(e.to_string()))?;
         let lines_add_up = splits_at_whitespace(&tokenizer);
-        let mut counter = Self { tokenizer, lines_add_up, frame: 0 };
+        let pieces = lines_add_up.then(|| PieceCounts {
+            hashers: (std::hash::RandomState::new(), std::hash::RandomState::new()),
+            counts: quick_cache::sync::Cache::new(PIECE_CACHE),
+        });
+        let mut counter = Self { tokenizer, lines_add_up, frame: 0, pieces };
         counter.frame = counter.count(&crate::render::block_frame());
         Ok(counter)
+    }
+
+    /// The tokenizer's own count of `text`, no cache.
+    pub fn count_uncached(&self, text: &str) -> usize {
+        match self.tokenizer.encode_fast(text, false) {
+            Ok(encoding) => encoding.len(),
+            Err(_) => text.chars().count(),
+        }
     }
 
     /// Whether this tokenizer's count of texts joined by line breaks is the
@@ -48,7 +79,7 @@ impl HfTokenCounter {
     }
 }
 
-/// True when no token can span a line break: the normalizer only maps
+/// True when no token can span a space or line break: the normalizer only maps
 /// characters one by one (a line break stays whitespace), the pre-tokenizer
 /// splits at every whitespace (so the model sees each word alone), and no
 /// added token contains whitespace. BERT's tokenizers qualify; byte-level
@@ -76,10 +107,27 @@ impl CountTokens for HfTokenCounter {
     /// whole prompt, not to the block. A text the tokenizer cannot encode is
     /// counted by characters, which over-counts and so keeps the bound.
     fn count(&self, text: &str) -> usize {
-        match self.tokenizer.encode_fast(text, false) {
-            Ok(encoding) => encoding.len(),
-            Err(_) => text.chars().count(),
-        }
+        let Some(cache) = &self.pieces else { return self.count_uncached(text) };
+        // Spaces and line breaks are kept by the normalizer and split on by
+        // the pre-tokenizer, so each piece between them counts alone.
+        text.split([' ', '\n'])
+            .filter(|p| !p.is_empty())
+            .map(|piece| {
+                if piece.len() > PIECE_MAX_BYTES {
+                    return self.count_uncached(piece);
+                }
+                use std::hash::BuildHasher;
+                let key = (cache.hashers.0.hash_one(piece), cache.hashers.1.hash_one(piece));
+                match cache.counts.get(&key) {
+                    Some(n) => n as usize,
+                    None => {
+                        let n = self.count_uncached(piece);
+                        cache.counts.insert(key, n as u32);
+                        n
+                    }
+                }
+            })
+            .sum()
     }
 
     fn lines_add_up(&self) -> bool {

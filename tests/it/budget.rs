@@ -100,6 +100,24 @@ fn candidates() -> impl Strategy<Value = Vec<Candidate>> {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
+    /// The piece cache (a line counted as the sum of its space-separated
+    /// pieces, each remembered) gives the tokenizer's own count, for any
+    /// text, first time and cached.
+    #[test]
+    fn cached_piece_counts_equal_the_tokenizers(
+        words in prop::collection::vec(prop_oneof![text(), "[a-z]{1,8}", "\\PC{1,5}"], 0..12),
+        seps in prop::collection::vec(prop_oneof![Just(" "), Just("\n"), Just("  "), Just("\t"), Just("\u{a0}"), Just("")], 12),
+    ) {
+        let mut line = String::new();
+        for (w, s) in words.iter().zip(&seps) {
+            line.push_str(w);
+            line.push_str(s);
+        }
+        let want = counter().count_uncached(&line);
+        prop_assert_eq!(counter().count(&line), want, "{:?}", line);
+        prop_assert_eq!(counter().count(&line), want, "cached: {:?}", line);
+    }
+
     #[test]
     fn rendered_block_fits_the_budget(
         candidates in candidates(),
