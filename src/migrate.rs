@@ -214,8 +214,12 @@ pub async fn migrate(
         for (a, b) in source.iter().zip(&copy) {
             let same = if options.reembed.is_some() && kind == CollectionKind::Activity {
                 // The vector and the text may change; the event may not.
-                a.id == b.id
-                    && a.payload.get("record").map(|r| &r["event"]) == b.payload.get("record").map(|r| &r["event"])
+                let event = |p: &RawPoint| {
+                    crate::store::payload::from_payload::<EventRecord>(&p.id.to_string(), p.payload.clone())
+                        .map(|r| r.event)
+                        .ok()
+                };
+                a.id == b.id && event(a).is_some() && event(a) == event(b)
             } else {
                 a.id == b.id && a.payload == b.payload && vectors_match(&a.vector, &b.vector)
             };

@@ -3,7 +3,10 @@ our engine (`context-bench embed`), same thread count, in one run; print the
 numbers side by side with ratios and write them all to a JSON file.
 
     python compare.py [--threads 2] [--batch 32] [--out FILE] [--ours-cmd CMD] [--skip-ours]
-                      [--passes 3] [--queries 200]
+                      [--passes 3] [--queries 200] [--ours-variant NAME=ARGS ...]
+
+`--ours-variant bf16="--cpu-precision bf16"` also runs our bench with those
+extra arguments, reported as `ours-bf16` with its own ratios.
 
 Each backend runs in its own process so thread settings do not interfere, one
 after another so they never compete for cores. run.sh sets up the venv and
@@ -126,14 +129,21 @@ def fmt(value, key: str) -> str:
     return f"{value:.1f}" if value >= 100 else f"{value:.2f}"
 
 
+def ours_names(results: dict) -> list[str]:
+    return [n for n in results if n == "ours" or n.startswith("ours-")]
+
+
 def table(results: dict, header: str) -> str:
-    ours, torch_, onnx = results.get("ours"), results.get("pytorch"), results.get("onnx")
-    rows = [["metric", "ours", "pytorch", "onnx", "ours/pytorch", "ours/onnx"]]
+    torch_, onnx = results.get("pytorch"), results.get("onnx")
+    mine = ours_names(results) or ["ours"]
+    rows = [["metric", *mine, "pytorch", "onnx"] + [f"{n}/{t}" for n in mine for t in ("pytorch", "onnx")]]
     for key, label, kind in METRICS:
-        cells = [label] + [fmt((r or {}).get(key), key) for r in (ours, torch_, onnx)]
-        for theirs in (torch_, onnx):
-            r = ratio(ours, theirs, key, kind)
-            cells.append("—" if r is None else f"{r:.2f}×")
+        cells = [label] + [fmt((results.get(n) or {}).get(key), key) for n in mine]
+        cells += [fmt((r or {}).get(key), key) for r in (torch_, onnx)]
+        for n in mine:
+            for theirs in (torch_, onnx):
+                r = ratio(results.get(n), theirs, key, kind)
+                cells.append("—" if r is None else f"{r:.2f}×")
         rows.append(cells)
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [header]
@@ -153,6 +163,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "benches" / "results" / f"embed-compare-{today:%Y-%m-%d}.json")
     parser.add_argument("--ours-cmd", default=DEFAULT_OURS, help=f"our bench, run from the repo root (default: {DEFAULT_OURS!r})")
     parser.add_argument("--skip-ours", action="store_true", help="run only the two baselines")
+    parser.add_argument("--ours-variant", action="append", default=[], metavar="NAME=ARGS",
+                        help="also run our bench with these extra arguments, reported as ours-NAME (repeatable)")
     parser.add_argument("--passes", type=int, default=3, help="timed passes per text set (median reported)")
     parser.add_argument("--queries", type=int, default=200, help="timed single-query calls")
     parser.add_argument("--seed", type=int, default=7, help="seed for texts.py")
@@ -187,6 +199,9 @@ def main() -> None:
         ]
         if not args.skip_ours:
             runs.append(("ours", [*shlex.split(args.ours_cmd), "--texts", str(texts), *common_args, "--json"]))
+            for variant in args.ours_variant:
+                name, _, extra = variant.partition("=")
+                runs.append((f"ours-{name}", [*shlex.split(args.ours_cmd), *shlex.split(extra), "--texts", str(texts), *common_args, "--json"]))
         for name, cmd in runs:
             results[name], error, run_info[name] = run_json(name, cmd, REPO, env)
             if error:
@@ -223,8 +238,10 @@ def main() -> None:
         "texts_seed": args.seed,
         "ours_cmd": None if args.skip_ours else args.ours_cmd,
         "results": results,
+        "ours_variants": args.ours_variant,
         "ratios": {
-            f"ours/{other}": {key: ratio(results.get("ours"), results.get(other), key, kind) for key, _, kind in METRICS if kind}
+            f"{mine}/{other}": {key: ratio(results.get(mine), results.get(other), key, kind) for key, _, kind in METRICS if kind}
+            for mine in ours_names(results)
             for other in ("pytorch", "onnx")
         },
         "ratio_convention": "> 1 means ours is faster: throughput ours/theirs, latency theirs/ours",

@@ -10,7 +10,7 @@
 
 mod edge;
 mod instrumented;
-mod payload;
+pub(crate) mod payload;
 mod qdrant;
 
 use async_trait::async_trait;

@@ -39,8 +39,15 @@ pub fn access_indexes() -> Vec<(&'static str, Value)> {
     ]
 }
 
+/// The full record as one JSON string field. Reading a payload back is most
+/// of a search's cost (the store parses every payload into a JSON tree):
+/// one string instead of a nested object makes that parse a single scan, and
+/// ours a typed parse. Records written as nested objects (stores made before
+/// 2026-11-29) still read; see [`from_payload`].
 fn encode<T: Serialize>(value: &T) -> Result<Value, StoreError> {
-    serde_json::to_value(value).map_err(|e| StoreError::Backend { operation: "encode payload", message: e.to_string() })
+    serde_json::to_string(value)
+        .map(Value::String)
+        .map_err(|e| StoreError::Backend { operation: "encode payload", message: e.to_string() })
 }
 
 /// Flat, indexed copies of the fields filters use, next to the full record.
@@ -71,13 +78,17 @@ pub fn access_payload(record: &AccessRecord) -> Result<Map<String, Value>, Store
     Ok(map)
 }
 
-/// Reads the `record` field of any of our payloads.
+/// Reads the `record` field of any of our payloads: a JSON string (current)
+/// or a nested object (stores written before 2026-11-29).
 pub fn from_payload<T: DeserializeOwned>(id: &str, mut payload: Map<String, Value>) -> Result<T, StoreError> {
     let record = payload
         .remove("record")
         .ok_or_else(|| StoreError::CorruptPayload { id: id.to_string(), message: "no `record` field".into() })?;
-    serde_json::from_value(record)
-        .map_err(|e| StoreError::CorruptPayload { id: id.to_string(), message: e.to_string() })
+    match record {
+        Value::String(text) => serde_json::from_str(&text),
+        nested => serde_json::from_value(nested),
+    }
+    .map_err(|e| StoreError::CorruptPayload { id: id.to_string(), message: e.to_string() })
 }
 
 /// Ledger point id: one point per `(user, source, purpose)`.
@@ -146,6 +157,34 @@ mod tests {
         assert_eq!(v["must"][0]["match"]["value"], "u1");
         assert_eq!(v["must"][1]["match"]["any"], json!(["a"]));
         assert_eq!(v["must"][2]["range"], json!({"gte": 10}));
+    }
+
+    #[test]
+    fn records_are_one_string_field_and_nested_ones_still_read() {
+        let record = EventRecord {
+            event: crate::domain::ActivityEvent {
+                event_id: "e1".into(),
+                user_id: "u1".into(),
+                source_id: "shop".into(),
+                event_name: "Purchase".into(),
+                event_time: 1_790_000_000,
+                ..Default::default()
+            },
+            text: "Purchased \"boots\" — 2 × at Acme".into(),
+            ingested_at: 1_790_000_100,
+            content_hash: "h".into(),
+        };
+        let payload = event_payload(&record).unwrap();
+        assert!(payload["record"].is_string(), "{payload:?}");
+        assert_eq!(payload["user_id"], "u1", "filter fields stay flat");
+        assert_eq!(from_payload::<EventRecord>("p", payload).unwrap(), record);
+        // A store written before the change holds the record as an object.
+        let mut old = event_payload(&record).unwrap();
+        old.insert("record".into(), serde_json::to_value(&record).unwrap());
+        assert_eq!(from_payload::<EventRecord>("p", old).unwrap(), record);
+        let mut broken = event_payload(&record).unwrap();
+        broken.insert("record".into(), json!("{not json"));
+        assert!(matches!(from_payload::<EventRecord>("p", broken), Err(StoreError::CorruptPayload { .. })));
     }
 
     #[test]
