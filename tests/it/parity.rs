@@ -52,13 +52,25 @@ fn matches_sentence_transformers_reference() {
     println!("parity: {} reference rows, minimum cosine {min:.7}", rows.len());
 }
 
+/// The worst cosine to the reference over every text, embedded in one
+/// mixed-length batch and alone.
+fn min_cosine(model: &mut context_engine::embed::candle::CandleEmbedder, rows: &[Row]) -> f32 {
+    let texts: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
+    let batch = model.embed(&texts).unwrap();
+    let mut min = f32::MAX;
+    for (row, vector) in rows.iter().zip(&batch) {
+        let single = model.embed(&[row.text.as_str()]).unwrap().remove(0);
+        min = min.min(cosine(vector, &row.embedding)).min(cosine(&single, &row.embedding));
+    }
+    min
+}
+
 /// Every CPU forward pass meets the reference, not only the default one:
 /// BLAS (when a library is installed), the portable kernels, candle's.
 #[test]
 fn every_cpu_kernel_matches_the_reference() {
     use context_engine::embed::candle::{CandleOptions, CpuKernels, DeviceChoice};
     let Some(rows) = reference() else { return };
-    let texts: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
     for kernels in [CpuKernels::Blas, CpuKernels::Portable, CpuKernels::Candle] {
         let mut options = CandleOptions::new(model_dir());
         options.device = DeviceChoice::Cpu;
@@ -73,13 +85,7 @@ fn every_cpu_kernel_matches_the_reference() {
             Err(e) => panic!("{kernels:?}: {e}"),
         };
         let backend = model.backend();
-        // Mixed lengths in one batch, and each text alone.
-        let batch = model.embed(&texts).unwrap();
-        let mut min = f32::MAX;
-        for (row, vector) in rows.iter().zip(&batch) {
-            let single = model.embed(&[row.text.as_str()]).unwrap().remove(0);
-            min = min.min(cosine(vector, &row.embedding)).min(cosine(&single, &row.embedding));
-        }
+        let min = min_cosine(&mut model, &rows);
         assert!(min >= 0.9999, "{backend}: minimum cosine {min}");
         println!("parity: {backend}: minimum cosine {min:.7}");
     }
@@ -93,7 +99,6 @@ fn every_cpu_kernel_matches_the_reference() {
 fn amx_precisions_match_the_reference() {
     use context_engine::embed::candle::{CandleOptions, CpuPrecision, DeviceChoice};
     let Some(rows) = reference() else { return };
-    let texts: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
     for (precision, bound) in [(CpuPrecision::Bf16x3, 0.99999f32), (CpuPrecision::Bf16, 0.9999)] {
         let mut options = CandleOptions::new(model_dir());
         options.device = DeviceChoice::Cpu;
@@ -109,12 +114,7 @@ fn amx_precisions_match_the_reference() {
         };
         let backend = model.backend();
         assert!(backend.contains("amx"), "{precision:?} runs on AMX tiles: {backend}");
-        let batch = model.embed(&texts).unwrap();
-        let mut min = f32::MAX;
-        for (row, vector) in rows.iter().zip(&batch) {
-            let single = model.embed(&[row.text.as_str()]).unwrap().remove(0);
-            min = min.min(cosine(vector, &row.embedding)).min(cosine(&single, &row.embedding));
-        }
+        let min = min_cosine(&mut model, &rows);
         assert!(min >= bound, "{backend}: minimum cosine {min} < {bound}");
         println!("parity: {backend}: minimum cosine {min:.7}");
     }

@@ -109,28 +109,25 @@ impl std::error::Error for Error {}
 /// A dense layer's weight, `[out, in]`, kept as stored (for BLAS) and
 /// packed (for few-row f32 products), or packed for AMX tiles.
 struct Weight {
+    n: usize,
+    k: usize,
+    /// As stored, for BLAS; empty when AMX takes the many-row products.
     raw: Vec<f32>,
-    packed: PackedWeight,
+    /// For few-row f32 products; `None` when AMX takes every product.
+    packed: Option<PackedWeight>,
     amx: Option<AmxWeight>,
 }
 
 impl Weight {
     fn new(raw: Vec<f32>, n: usize, k: usize, precision: Precision) -> Self {
-        let amx = precision.split().and_then(|split| AmxWeight::new(&raw, n, k, split));
-        // Few-row products stay on the f32 packed kernel (bf16x3 gains
-        // nothing on a 16-row tile that is mostly padding); BLAS's copy is
-        // needed only without AMX.
-        let packed = PackedWeight::new(&raw, n, k);
+        let split = precision.split();
+        let amx = split.and_then(|split| AmxWeight::new(&raw, n, k, split));
+        // Few-row products stay on the f32 packed kernel except under plain
+        // bf16 (bf16x3's three products gain nothing on a 16-row tile that
+        // is mostly padding).
+        let packed = (amx.is_none() || split == Some(amx::Split::Three)).then(|| PackedWeight::new(&raw, n, k));
         let raw = if amx.is_some() { Vec::new() } else { raw };
-        Self { raw, packed, amx }
-    }
-
-    fn n(&self) -> usize {
-        self.packed.n()
-    }
-
-    fn k(&self) -> usize {
-        self.packed.k()
+        Self { n, k, raw, packed, amx }
     }
 }
 
@@ -438,11 +435,11 @@ impl Model {
     /// output columns across the pool (each job reads only its slice of `w`).
     /// Few rows go to the packed kernel, many to BLAS (or the portable gemm).
     fn linear(&self, jobs: usize, bf: &mut AmxBuffer, a: &[f32], m: usize, w: &Weight, out: &mut [f32]) {
-        let (n, k) = (w.n(), w.k());
+        let (n, k) = (w.n, w.k);
         debug_assert_eq!(a.len(), m * k);
         debug_assert_eq!(out.len(), m * n);
         let dst = SendPtr(out.as_mut_ptr());
-        let amx_rows = if self.precision == Precision::Bf16 { 0 } else { self.packed_max_rows };
+        let amx_rows = if w.packed.is_some() { self.packed_max_rows } else { 0 };
         if let (Some(aw), Some(buf), true) = (&w.amx, bf.as_mut(), m > amx_rows) {
             // Convert A to bf16 once (by rows), then every job reads it.
             let (split, depth) = (aw.split(), aw.depth());
@@ -468,14 +465,14 @@ impl Model {
             });
             return;
         }
-        if m <= self.packed_max_rows {
-            let tiles = w.packed.tiles();
+        if let (Some(packed), true) = (&w.packed, m <= self.packed_max_rows) {
+            let tiles = packed.tiles();
             let jobs = jobs.min(tiles).max(1);
             let per = tiles.div_ceil(jobs);
             for_each_job(jobs, |j| {
                 let range = (j * per).min(tiles)..((j + 1) * per).min(tiles);
                 // SAFETY: job j writes only the columns of its tiles.
-                unsafe { w.packed.matmul(m, a.as_ptr(), k, dst.ptr(), n, range, true) };
+                unsafe { packed.matmul(m, a.as_ptr(), k, dst.ptr(), n, range, true) };
             });
             return;
         }

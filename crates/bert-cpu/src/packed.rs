@@ -39,14 +39,6 @@ impl PackedWeight {
         Self { k, n, data }
     }
 
-    pub fn n(&self) -> usize {
-        self.n
-    }
-
-    pub fn k(&self) -> usize {
-        self.k
-    }
-
     pub fn tiles(&self) -> usize {
         self.n.div_ceil(TILE)
     }
