@@ -71,12 +71,6 @@ impl HfTokenCounter {
             Err(_) => text.chars().count(),
         }
     }
-
-    /// Whether this tokenizer's count of texts joined by line breaks is the
-    /// sum of their counts (see [`CountTokens::lines_add_up`]).
-    pub fn lines_add_up(&self) -> bool {
-        self.lines_add_up
-    }
 }
 
 /// True when no token can span a space or line break: the normalizer only maps
