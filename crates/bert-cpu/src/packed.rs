@@ -26,17 +26,71 @@ impl PackedWeight {
     /// Packs `w`, stored `[n, k]` row-major.
     pub fn new(w: &[f32], n: usize, k: usize) -> Self {
         assert_eq!(w.len(), n * k);
-        let tiles = n.div_ceil(TILE);
-        let mut data = vec![0f32; tiles * k * TILE];
-        for t in 0..tiles {
-            for j in 0..TILE.min(n - t * TILE) {
-                let row = &w[(t * TILE + j) * k..(t * TILE + j + 1) * k];
+        let mut packed = Self::empty();
+        // SAFETY: `w` holds n rows of k values.
+        unsafe { packed.repack_nk(w.as_ptr(), k, n, k) };
+        packed
+    }
+
+    /// An empty matrix whose buffer [`repack_nk`](Self::repack_nk) and
+    /// [`repack_kn`](Self::repack_kn) reuse (attention packs K and V for every
+    /// text and head).
+    pub fn empty() -> Self {
+        Self { k: 0, n: 0, data: Vec::new() }
+    }
+
+    /// Packs W from `n` rows of `k` values at row stride `ld` (W as a dense
+    /// layer stores it; attention's K, whose rows are keys).
+    ///
+    /// # Safety
+    /// `src` must hold `n` rows of `k` values at stride `ld`.
+    pub unsafe fn repack_nk(&mut self, src: *const f32, ld: usize, n: usize, k: usize) {
+        self.reset(n, k);
+        for t in 0..self.tiles() {
+            let tile = &mut self.data[t * k * TILE..(t + 1) * k * TILE];
+            let cols = TILE.min(n - t * TILE);
+            for j in 0..cols {
+                let row = std::slice::from_raw_parts(src.add((t * TILE + j) * ld), k);
                 for (kk, &v) in row.iter().enumerate() {
-                    data[t * k * TILE + kk * TILE + j] = v;
+                    tile[kk * TILE + j] = v;
+                }
+            }
+            if cols < TILE {
+                for out in tile.chunks_exact_mut(TILE) {
+                    out[cols..].fill(0.0);
                 }
             }
         }
-        Self { k, n, data }
+    }
+
+    /// Packs W from its transpose: `k` rows of `n` values at row stride
+    /// `ld` (attention's V, whose rows are keys and columns outputs).
+    ///
+    /// # Safety
+    /// `src` must hold `k` rows of `n` values at stride `ld`.
+    pub unsafe fn repack_kn(&mut self, src: *const f32, ld: usize, n: usize, k: usize) {
+        self.reset(n, k);
+        for t in 0..self.tiles() {
+            let cols = TILE.min(n - t * TILE);
+            let tile = &mut self.data[t * k * TILE..(t + 1) * k * TILE];
+            for (kk, dst) in tile.chunks_exact_mut(TILE).enumerate() {
+                let row = src.add(kk * ld + t * TILE);
+                if cols == TILE {
+                    // A fixed-size copy: inline moves, not a memcpy call.
+                    *<&mut [f32; TILE]>::try_from(dst).unwrap() = *(row as *const [f32; TILE]);
+                } else {
+                    dst[..cols].copy_from_slice(std::slice::from_raw_parts(row, cols));
+                    dst[cols..].fill(0.0);
+                }
+            }
+        }
+    }
+
+    /// Sizes the buffer for `n × k` (old contents stay: every repack writes
+    /// all of it, zero padding included).
+    fn reset(&mut self, n: usize, k: usize) {
+        (self.n, self.k) = (n, k);
+        self.data.resize(n.div_ceil(TILE) * k * TILE, 0.0);
     }
 
     pub fn tiles(&self) -> usize {
@@ -93,10 +147,11 @@ unsafe fn matmul_avx512(
         let cols = TILE.min(w.n - t * TILE);
         let mut row = 0;
         // Up to 12 rows in one pass (24 zmm accumulators), so a chat query's
-        // rows read each weight tile once; longer inputs in blocks of 8.
+        // rows read each weight tile once; more in blocks of near-equal size
+        // (256 rows: 11 and 12, not 21 × 12 and a slow 4).
         while row < m {
             let left = m - row;
-            let r = if left <= 12 { left } else { 8 };
+            let r = left.div_ceil(left.div_ceil(12));
             let (a, c) = (a.add(row * lda), c.add(row * ldc + t * TILE));
             macro_rules! go {
                 ($($n:literal)*) => {
@@ -177,7 +232,9 @@ mod x86 {
         for kk in 0..k {
             // Stream the tile ahead of use (2 KiB): the hardware prefetcher
             // stops at every 4 KiB page.
-            _mm_prefetch::<_MM_HINT_T0>(tile.add((kk + 16) * TILE) as *const i8);
+            // (wrapping: the address may lie past the tile's end, which a
+            // prefetch may name but `add` may not.)
+            _mm_prefetch::<_MM_HINT_T0>(tile.wrapping_add((kk + 16) * TILE) as *const i8);
             let w0 = _mm512_loadu_ps(tile.add(kk * TILE));
             let w1 = _mm512_loadu_ps(tile.add(kk * TILE + 16));
             for r in 0..R {
