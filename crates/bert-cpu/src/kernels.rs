@@ -106,10 +106,12 @@ pub(crate) fn erf(x: f32) -> f32 {
 }
 
 #[inline(always)]
-fn gelu_body(x: &mut [f32]) {
-    for v in x.iter_mut() {
-        let z = *v;
-        *v = 0.5 * z * (1.0 + erf(z * std::f32::consts::FRAC_1_SQRT_2));
+fn gelu_body(rows: &mut [f32], bias: &[f32]) {
+    for row in rows.chunks_exact_mut(bias.len()) {
+        for (v, b) in row.iter_mut().zip(bias) {
+            let z = *v + b;
+            *v = 0.5 * z * (1.0 + erf(z * std::f32::consts::FRAC_1_SQRT_2));
+        }
     }
 }
 
@@ -210,7 +212,7 @@ mod x86 {
     /// (relative error ~2⁻²⁸, below f32's) instead of `vdivps`, which alone
     /// took a third of the time.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn gelu_avx512(x: &mut [f32]) {
+    pub(super) unsafe fn gelu_avx512(rows: &mut [f32], bias: &[f32]) {
         let one = _mm512_set1_ps(1.0);
         let gelu16 = |z: __m512| -> __m512 {
             let u = _mm512_mul_ps(z, _mm512_set1_ps(std::f32::consts::FRAC_1_SQRT_2));
@@ -230,15 +232,20 @@ mod x86 {
             let erf = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(erf_abs), sign));
             _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5), z), _mm512_add_ps(one, erf))
         };
-        let p = x.as_mut_ptr();
-        let full = x.len() / 16;
-        for i in 0..full {
-            _mm512_storeu_ps(p.add(i * 16), gelu16(_mm512_loadu_ps(p.add(i * 16))));
-        }
-        let tail: __mmask16 = ((1u32 << (x.len() % 16)) - 1) as u16;
-        if tail != 0 {
-            let q = p.add(full * 16);
-            _mm512_mask_storeu_ps(q, tail, gelu16(_mm512_maskz_loadu_ps(tail, q)));
+        let width = bias.len();
+        let (full, b) = (width / 16, bias.as_ptr());
+        let tail: __mmask16 = ((1u32 << (width % 16)) - 1) as u16;
+        for row in rows.chunks_exact_mut(width) {
+            let p = row.as_mut_ptr();
+            for i in 0..full {
+                let z = _mm512_add_ps(_mm512_loadu_ps(p.add(i * 16)), _mm512_loadu_ps(b.add(i * 16)));
+                _mm512_storeu_ps(p.add(i * 16), gelu16(z));
+            }
+            if tail != 0 {
+                let (q, bq) = (p.add(full * 16), b.add(full * 16));
+                let z = _mm512_add_ps(_mm512_maskz_loadu_ps(tail, q), _mm512_maskz_loadu_ps(tail, bq));
+                _mm512_mask_storeu_ps(q, tail, gelu16(z));
+            }
         }
     }
 
@@ -284,21 +291,24 @@ fn add_rows_body(rows: &mut [f32], row: &[f32]) {
     }
 }
 
-/// Exact GELU, `0.5·x·(1 + erf(x/√2))`, in place.
-pub fn gelu(x: &mut [f32]) {
+/// Bias then exact GELU, in place: each `bias.len()`-wide row ←
+/// `GELU(row + bias)`, `GELU(z) = 0.5·z·(1 + erf(z/√2))` (the bias of the
+/// layer whose product wrote the rows, so the product need not start from it).
+pub fn bias_gelu(rows: &mut [f32], bias: &[f32]) {
+    assert!(!bias.is_empty() && rows.len().is_multiple_of(bias.len()));
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU has AVX-512F.
-            return unsafe { x86::gelu_avx512(x) };
+            return unsafe { x86::gelu_avx512(rows, bias) };
         }
     }
-    gelu_portable(x)
+    gelu_portable(rows, bias)
 }
 
 dispatch! {
-    /// [`gelu`] by the compiler's vectorisation (AVX2 and older CPUs).
-    fn gelu_portable(x: &mut [f32]) => gelu_body
+    /// [`bias_gelu`] by the compiler's vectorisation (AVX2 and older CPUs).
+    fn gelu_portable(rows: &mut [f32], bias: &[f32]) => gelu_body
 }
 
 dispatch! {
@@ -373,15 +383,21 @@ mod tests {
     #[test]
     fn vector_and_portable_paths_match_the_formulas() {
         let xs: Vec<f32> = (-9000..9000).map(|i| i as f32 / 1000.0 + 0.000_3).collect();
-        type Gelu = fn(&mut [f32]);
-        for (name, f) in [("dispatched", gelu as Gelu), ("portable", gelu_portable)] {
-            let mut g = xs.clone();
-            f(&mut g[..xs.len() - 5]);
-            for (got, &x) in g.iter().zip(&xs).take(xs.len() - 5) {
-                let want = 0.5 * x as f64 * (1.0 + erf64(x as f64 / std::f64::consts::SQRT_2));
-                assert!((*got as f64 - want).abs() < 1e-6 * (x.abs() as f64).max(1.0), "{name} gelu({x}) = {got}");
+        type Gelu = fn(&mut [f32], &[f32]);
+        // Row widths with and without a partial vector; the bias is added.
+        for width in [1000, 37] {
+            let bias: Vec<f32> = (0..width).map(|i| (i % 7) as f32 * 0.25 - 0.75).collect();
+            let n = xs.len() / width * width;
+            for (name, f) in [("dispatched", bias_gelu as Gelu), ("portable", gelu_portable)] {
+                let mut g = xs.clone();
+                f(&mut g[..n], &bias);
+                for (i, (got, &x)) in g.iter().zip(&xs).take(n).enumerate() {
+                    let z = x as f64 + bias[i % width] as f64;
+                    let want = 0.5 * z * (1.0 + erf64(z / std::f64::consts::SQRT_2));
+                    assert!((*got as f64 - want).abs() < 1e-6 * z.abs().max(1.0), "{name} gelu({z}) = {got}");
+                }
+                assert_eq!(&g[n..], &xs[n..], "{name} wrote past its slice");
             }
-            assert_eq!(&g[xs.len() - 5..], &xs[xs.len() - 5..], "{name} wrote past its slice");
         }
         // Rows whose widths leave every tail length, large and tiny scores.
         for width in [1, 15, 16, 17, 33, 256, 257] {
@@ -437,7 +453,7 @@ mod tests {
             }
         }
         let mut g = orig.clone();
-        gelu(&mut g);
+        bias_gelu(&mut g, &vec![0.0; width]);
         for (got, &x) in g.iter().zip(&orig) {
             let want = 0.5 * x as f64 * (1.0 + erf64(x as f64 / std::f64::consts::SQRT_2));
             assert!((*got as f64 - want).abs() < 1e-6, "gelu({x}) = {got}, want {want}");

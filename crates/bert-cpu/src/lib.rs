@@ -358,10 +358,11 @@ impl Model {
             self.add_rows(jobs, &mut x, &layer.attn_out_b);
             self.linear(jobs, &mut bf, &ctx, total, &layer.attn_out_w, &mut x);
             self.layer_norm(jobs, &mut x, &layer.attn_norm);
-            // wide = GELU(x·Wi^T + b)
-            self.fill_rows(jobs, &mut wide, &layer.inter_b);
-            self.linear(jobs, &mut bf, &x, total, &layer.inter_w, &mut wide);
-            self.par_chunks(jobs, &mut wide, inter, kernels::gelu);
+            // wide = GELU(x·Wi^T + b): the product overwrites, the bias
+            // joins in the GELU pass (one pass over `wide` fewer).
+            self.linear_to(jobs, &mut bf, &x, total, &layer.inter_w, &mut wide, false);
+            let bias = &layer.inter_b;
+            self.par_chunks(jobs, &mut wide, inter, |rows| kernels::bias_gelu(rows, bias));
             // x = LN(x + wide·Wout^T + b)
             self.add_rows(jobs, &mut x, &layer.out_b);
             self.linear(jobs, &mut bf, &wide, total, &layer.out_w, &mut x);
@@ -431,12 +432,31 @@ impl Model {
     /// output columns across the pool (each job reads only its slice of `w`).
     /// Few rows go to the packed kernel, many to BLAS (or the portable gemm).
     fn linear(&self, jobs: usize, bf: &mut AmxBuffer, a: &[f32], m: usize, w: &Weight, out: &mut [f32]) {
+        self.linear_to(jobs, bf, a, m, w, out, true)
+    }
+
+    /// [`Model::linear`], or `out = a · wᵀ` when `accumulate` is false.
+    #[allow(clippy::too_many_arguments)]
+    fn linear_to(
+        &self,
+        jobs: usize,
+        bf: &mut AmxBuffer,
+        a: &[f32],
+        m: usize,
+        w: &Weight,
+        out: &mut [f32],
+        accumulate: bool,
+    ) {
         let (n, k) = (w.n, w.k);
         debug_assert_eq!(a.len(), m * k);
         debug_assert_eq!(out.len(), m * n);
         let dst = SendPtr(out.as_mut_ptr());
         let amx_rows = if w.packed.is_some() { self.packed_max_rows } else { 0 };
         if let (Some(aw), Some(buf), true) = (&w.amx, bf.as_mut(), m > amx_rows) {
+            if !accumulate {
+                // The tiles always add onto C.
+                self.par_chunks(jobs, out, n, |rows| rows.fill(0.0));
+            }
             // Convert A to bf16 once (by rows), then every job reads it.
             let (split, depth) = (aw.split(), aw.depth());
             let conv = &mut buf[..m * depth];
@@ -468,7 +488,7 @@ impl Model {
             for_each_job(jobs, |j| {
                 let range = (j * per).min(tiles)..((j + 1) * per).min(tiles);
                 // SAFETY: job j writes only the columns of its tiles.
-                unsafe { packed.matmul(m, a.as_ptr(), k, dst.ptr(), n, range, true) };
+                unsafe { packed.matmul(m, a.as_ptr(), k, dst.ptr(), n, range, accumulate) };
             });
             return;
         }
@@ -495,7 +515,7 @@ impl Model {
                     true,
                     dst.ptr().add(start),
                     n,
-                    true,
+                    accumulate,
                 )
             };
         });
