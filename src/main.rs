@@ -16,6 +16,11 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tracing::info;
 
+/// mimalloc instead of glibc's malloc: per-thread free lists, no arena
+/// lock contention between the runtime's workers (measured in ARCHITECTURE.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
