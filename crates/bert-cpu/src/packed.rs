@@ -338,7 +338,7 @@ mod tests {
 
     #[test]
     fn matches_naive_for_odd_shapes() {
-        for (m, n, k) in [(1, 5, 3), (7, 33, 17), (9, 64, 384), (17, 70, 5)] {
+        for (m, n, k) in [(1, 5, 3), (7, 33, 17), (9, 64, 384), (17, 70, 5), (25, 40, 9), (255, 33, 31)] {
             let a: Vec<f32> = (0..m * k).map(|i| ((i * 31 % 17) as f32 - 8.0) / 7.0).collect();
             let w: Vec<f32> = (0..n * k).map(|i| ((i * 13 % 23) as f32 - 11.0) / 5.0).collect();
             let packed = PackedWeight::new(&w, n, k);
