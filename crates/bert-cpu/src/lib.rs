@@ -654,8 +654,8 @@ mod tests {
     use super::tests_support::model;
     use super::*;
 
-    /// Attention as two BLAS products per (text, head) around a softmax:
-    /// the plain formula the packed kernels must reproduce.
+    /// Attention as two BLAS products per (text, head) around a plain
+    /// softmax: the formula the packed kernels must reproduce.
     fn attention_reference(m: &Model, qkv: &[f32], offsets: &[usize]) -> Vec<f32> {
         let (h, heads) = (m.config.hidden_size, m.config.num_attention_heads);
         let d = h / heads;
@@ -674,7 +674,15 @@ mod tests {
                     let scale = 1.0 / (d as f32).sqrt();
                     let (q, k, sp) = (q.as_ptr(), k.as_ptr(), scores.as_mut_ptr());
                     m.gemm.sgemm(len, len, d, scale, q, 3 * h, k, 3 * h, true, sp, len, false);
-                    kernels::softmax(&mut scores, len, 1.0);
+                    // A plain softmax (not the kernels under test).
+                    for row in scores.chunks_mut(len) {
+                        let max = row.iter().cloned().fold(f32::MIN, f32::max) as f64;
+                        let exps: Vec<f64> = row.iter().map(|&v| (v as f64 - max).exp()).collect();
+                        let sum: f64 = exps.iter().sum();
+                        for (v, e) in row.iter_mut().zip(exps) {
+                            *v = (e / sum) as f32;
+                        }
+                    }
                     let out = ctx.as_mut_ptr().add(start * h + head * d);
                     m.gemm.sgemm(len, d, len, 1.0, scores.as_ptr(), len, v.as_ptr(), 3 * h, false, out, h, false);
                 }
