@@ -335,21 +335,68 @@ unsafe fn run_scalar(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::ops::Range;
 
     #[test]
     fn matches_naive_for_odd_shapes() {
+        // Every micro-kernel this CPU can run, not just the one `matmul`
+        // picks (the AVX2 and plain ones serve CPUs without AVX-512).
+        type Kernel = unsafe fn(&PackedWeight, usize, *const f32, usize, *mut f32, usize, Range<usize>, bool);
+        let mut kernels: Vec<(&str, Kernel)> = vec![("scalar", run_scalar)];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                kernels.push(("avx2", matmul_avx2));
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                kernels.push(("avx512", matmul_avx512));
+            }
+        }
         for (m, n, k) in [(1, 5, 3), (7, 33, 17), (9, 64, 384), (17, 70, 5), (25, 40, 9), (255, 33, 31)] {
             let a: Vec<f32> = (0..m * k).map(|i| ((i * 31 % 17) as f32 - 8.0) / 7.0).collect();
             let w: Vec<f32> = (0..n * k).map(|i| ((i * 13 % 23) as f32 - 11.0) / 5.0).collect();
             let packed = PackedWeight::new(&w, n, k);
-            let mut c = vec![0.5f32; m * n];
-            unsafe { packed.matmul(m, a.as_ptr(), k, c.as_mut_ptr(), n, 0..packed.tiles(), true) };
-            for i in 0..m {
-                for j in 0..n {
-                    let want: f64 = 0.5 + (0..k).map(|l| a[i * k + l] as f64 * w[j * k + l] as f64).sum::<f64>();
-                    assert!((c[i * n + j] as f64 - want).abs() < 1e-3, "({m},{n},{k}) [{i},{j}]");
+            for &(name, kernel) in &kernels {
+                for accumulate in [true, false] {
+                    let mut c = vec![0.5f32; m * n];
+                    unsafe { kernel(&packed, m, a.as_ptr(), k, c.as_mut_ptr(), n, 0..packed.tiles(), accumulate) };
+                    let start = if accumulate { 0.5 } else { 0.0 };
+                    for i in 0..m {
+                        for j in 0..n {
+                            let dot: f64 = (0..k).map(|l| a[i * k + l] as f64 * w[j * k + l] as f64).sum();
+                            let got = c[i * n + j] as f64;
+                            assert!(
+                                (got - start - dot).abs() < 1e-3,
+                                "{name} ({m},{n},{k}) acc {accumulate} [{i},{j}]"
+                            );
+                        }
+                    }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn repacking_k_and_v_matches_packing_the_transpose() {
+        // K as stored in the fused QKV rows (stride 3·h), and V the same
+        // way: repack_nk of K must equal new() of K, repack_kn of V must
+        // equal new() of Vᵀ, through one reused buffer of shrinking and
+        // growing sizes (stale values must not survive in the padding).
+        let mut reused = PackedWeight::empty();
+        for (rows, cols) in [(70, 32), (5, 32), (33, 40), (1, 7), (64, 32)] {
+            let ld = cols * 3 + 1;
+            let src: Vec<f32> = (0..rows * ld).map(|i| (i % 97) as f32 - 48.0).collect();
+            let dense: Vec<f32> = (0..rows).flat_map(|r| src[r * ld..r * ld + cols].to_vec()).collect();
+            unsafe { reused.repack_nk(src.as_ptr(), ld, rows, cols) };
+            let want = PackedWeight::new(&dense, rows, cols);
+            assert_eq!((reused.n, reused.k), (want.n, want.k));
+            assert_eq!(reused.data, want.data, "nk {rows}x{cols}");
+            let transposed: Vec<f32> =
+                (0..cols).flat_map(|c| (0..rows).map(move |r| (r, c))).map(|(r, c)| dense[r * cols + c]).collect();
+            unsafe { reused.repack_kn(src.as_ptr(), ld, cols, rows) };
+            let want = PackedWeight::new(&transposed, cols, rows);
+            assert_eq!((reused.n, reused.k), (want.n, want.k));
+            assert_eq!(reused.data, want.data, "kn {rows}x{cols}");
         }
     }
 }
