@@ -16,6 +16,7 @@ calls this.
 from __future__ import annotations
 
 import argparse
+import statistics
 import datetime as dt
 import json
 import os
@@ -129,6 +130,21 @@ def fmt(value, key: str) -> str:
     return f"{value:.1f}" if value >= 100 else f"{value:.2f}"
 
 
+def median_result(rounds: list[dict | None]) -> dict | None:
+    """One backend's result over several rounds: each metric's median (the
+    other keys from its first successful round), `None` if every round failed."""
+    ok = [r for r in rounds if r]
+    if not ok:
+        return None
+    merged = dict(ok[0])
+    for key, _, _ in METRICS:
+        values = [r[key] for r in ok if isinstance(r.get(key), (int, float))]
+        if values:
+            merged[key] = statistics.median(values)
+    merged["rounds"] = len(ok)
+    return merged
+
+
 def ours_names(results: dict) -> list[str]:
     return [n for n in results if n == "ours" or n.startswith("ours-")]
 
@@ -168,7 +184,13 @@ def main() -> None:
     parser.add_argument("--passes", type=int, default=3, help="timed passes per text set (median reported)")
     parser.add_argument("--queries", type=int, default=200, help="timed single-query calls")
     parser.add_argument("--seed", type=int, default=7, help="seed for texts.py")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run every backend this many times, interleaved (A B C A B C ...); the table reports each "
+                             "metric's median over the rounds and the JSON keeps every round: on a shared machine whose "
+                             "speed drifts over minutes, one run per backend compares different moments")
     args = parser.parse_args()
+    if args.rounds < 1:
+        sys.exit("compare: --rounds must be at least 1")
     model = args.model.resolve()
     if not (model / "model.safetensors").is_file():
         sys.exit(f"compare: no model at {model}; run models/fetch.sh first")
@@ -202,21 +224,49 @@ def main() -> None:
             for variant in args.ours_variant:
                 name, _, extra = variant.partition("=")
                 runs.append((f"ours-{name}", [*shlex.split(args.ours_cmd), *shlex.split(extra), "--texts", str(texts), *common_args, "--json"]))
-        for name, cmd in runs:
-            results[name], error, run_info[name] = run_json(name, cmd, REPO, env)
-            if error:
-                errors[name] = error
-                print(f"compare: ERROR: {name} failed: {error}", file=sys.stderr)
+        per_round: dict[str, list[dict | None]] = {name: [] for name, _ in runs}
+        infos: dict[str, list[dict]] = {name: [] for name, _ in runs}
+        for round_no in range(args.rounds):
+            for name, cmd in runs:
+                label = name if args.rounds == 1 else f"{name} (round {round_no + 1}/{args.rounds})"
+                result, error, info = run_json(label, cmd, REPO, env)
+                per_round[name].append(result)
+                infos[name].append(info)
+                if error:
+                    errors[name] = error
+                    print(f"compare: ERROR: {label} failed: {error}", file=sys.stderr)
+        for name, _ in runs:
+            results[name] = median_result(per_round[name])
+            run_info[name] = infos[name][0] if args.rounds == 1 else {
+                "rounds": infos[name],
+                "other_processes_cpu_share": max((i.get("other_processes_cpu_share", 0) for i in infos[name]), default=0),
+            }
 
     load_after, busy_after = os.getloadavg(), busy_processes()
     cpu = cpu_model()
     header = (
         f"Embedding comparison, {today:%Y-%m-%d %H:%M} UTC, {cpu}, {os.cpu_count()} CPUs, "
-        f"{args.threads} threads, batch {args.batch}\n"
-        "ratios: > 1 means ours is faster (throughput: ours/theirs; latency: theirs/ours)"
+        f"{args.threads} threads, batch {args.batch}"
+        + (f", median of {args.rounds} interleaved rounds" if args.rounds > 1 else "")
+        + "\nratios: > 1 means ours is faster (throughput: ours/theirs; latency: theirs/ours)"
     )
     print()
     print(table(results, header))
+    round_ratios = {
+        f"{mine}/{other}": {
+            key: [ratio(a, b, key, kind) for a, b in zip(per_round[mine], per_round[other])]
+            for key, _, kind in METRICS
+            if kind
+        }
+        for mine in ours_names(results)
+        for other in ("pytorch", "onnx")
+        if mine in per_round and other in per_round
+    }
+    if args.rounds > 1:
+        print("ratios round by round (same round, so the same moment of the machine):")
+        for pair, by_key in round_ratios.items():
+            cells = [f"{key}: " + " ".join("—" if r is None else f"{r:.2f}" for r in values) for key, values in by_key.items()]
+            print(f"  {pair}: " + "; ".join(cells))
     if args.skip_ours:
         print("(ours skipped: --skip-ours)")
     elif "ours" in errors:
@@ -245,6 +295,9 @@ def main() -> None:
             for other in ("pytorch", "onnx")
         },
         "ratio_convention": "> 1 means ours is faster: throughput ours/theirs, latency theirs/ours",
+        "rounds": args.rounds,
+        "round_results": per_round if args.rounds > 1 else None,
+        "round_ratios": round_ratios if args.rounds > 1 else None,
         "errors": errors,
         "runs": run_info,
         "load_average_1m": {"before": load_before[0], "after": load_after[0]},
