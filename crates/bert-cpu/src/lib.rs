@@ -589,22 +589,12 @@ impl Model {
 const QUERY_ROWS: usize = 12;
 
 /// One attention worker's buffers, reused across (text, head) pairs.
+#[derive(Default)]
 struct AttentionScratch {
     keys: PackedWeight,
     values: PackedWeight,
     scores: Vec<f32>,
     inv_sums: [f32; QUERY_ROWS],
-}
-
-impl Default for AttentionScratch {
-    fn default() -> Self {
-        Self {
-            keys: PackedWeight::empty(),
-            values: PackedWeight::empty(),
-            scores: Vec::new(),
-            inv_sums: [0.0; QUERY_ROWS],
-        }
-    }
 }
 
 /// The bf16 copy of a product's left operand (AMX precisions).

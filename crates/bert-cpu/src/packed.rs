@@ -15,6 +15,10 @@
 /// Outputs per tile.
 pub const TILE: usize = 32;
 
+/// `Default` is an empty matrix whose buffer [`repack_nk`](Self::repack_nk)
+/// and [`repack_kn`](Self::repack_kn) reuse (attention packs K and V for
+/// every text and head).
+#[derive(Default)]
 pub struct PackedWeight {
     k: usize,
     n: usize,
@@ -26,17 +30,10 @@ impl PackedWeight {
     /// Packs `w`, stored `[n, k]` row-major.
     pub fn new(w: &[f32], n: usize, k: usize) -> Self {
         assert_eq!(w.len(), n * k);
-        let mut packed = Self::empty();
+        let mut packed = Self::default();
         // SAFETY: `w` holds n rows of k values.
         unsafe { packed.repack_nk(w.as_ptr(), k, n, k) };
         packed
-    }
-
-    /// An empty matrix whose buffer [`repack_nk`](Self::repack_nk) and
-    /// [`repack_kn`](Self::repack_kn) reuse (attention packs K and V for every
-    /// text and head).
-    pub fn empty() -> Self {
-        Self { k: 0, n: 0, data: Vec::new() }
     }
 
     /// Packs W from `n` rows of `k` values at row stride `ld` (W as a dense
@@ -382,7 +379,7 @@ mod tests {
         // way: repack_nk of K must equal new() of K, repack_kn of V must
         // equal new() of Vᵀ, through one reused buffer of shrinking and
         // growing sizes (stale values must not survive in the padding).
-        let mut reused = PackedWeight::empty();
+        let mut reused = PackedWeight::default();
         for (rows, cols) in [(70, 32), (5, 32), (33, 40), (1, 7), (64, 32)] {
             let ld = cols * 3 + 1;
             let src: Vec<f32> = (0..rows * ld).map(|i| (i % 97) as f32 - 48.0).collect();
