@@ -305,7 +305,7 @@ impl Model {
         &self.config
     }
 
-    /// Embeds each token-id sequence ([CLS] … [SEP], already truncated to
+    /// Embeds each token-id sequence (`[CLS] … [SEP]`, already truncated to
     /// `max_position_embeddings`): mean of the last hidden states, L2
     /// normalised. Empty sequences give zero vectors.
     pub fn embed(&self, seqs: &[&[u32]]) -> Result<Vec<Vec<f32>>, Error> {
