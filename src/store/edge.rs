@@ -15,6 +15,10 @@
 //! that was applied but not flushed is lost when the process dies; we
 //! measured exactly that (kill -9 after ingest: every event gone). Flushes
 //! are group commits: writers that arrive while one runs share the next.
+//! The access log, written once per GetContext, is the exception: its
+//! records are made durable by a journal of our own (one `fdatasync` instead
+//! of a shard flush), and the shard is flushed at checkpoints; see
+//! [`super::journal`].
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,6 +36,7 @@ use qdrant_edge::{
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
+use super::journal::{self, Journal};
 use super::payload::{
     access_indexes, access_payload, consent_indexes, consent_payload, consent_point_id, event_indexes, event_payload,
     from_payload, scope_filter_json, user_filter_json, users_filter_json,
@@ -59,6 +64,8 @@ pub struct EdgeOptions {
 pub const DEFAULT_BM25_AVG_LEN: f64 = 20.0;
 
 const MANIFEST_FILE: &str = "engine_store.json";
+/// The access log's journal, next to its shard directory `access/`.
+const ACCESS_JOURNAL_FILE: &str = "access.journal";
 /// The ledger and the access log carry no meaningful vector; Edge shards
 /// want one, so they get a constant 1-d vector.
 const NO_VECTOR: &str = "none";
@@ -220,20 +227,20 @@ impl Collection {
             return Ok(());
         }
         let written = points.len();
-        let structs = points
-            .into_iter()
-            .map(|(id, vectors, payload)| PointStruct::new(PointId::Uuid(id), vectors, Value::Object(payload)).into())
-            .collect();
-        self.write(move |shard| {
-            shard
-                .update(UpdateOperation::PointOperation(PointOperations::UpsertPoints(
-                    PointInsertOperations::PointsList(structs),
-                )))
-                .map_err(backend("upsert"))
-        })
-        .await?;
+        let operation = upsert_operation(points);
+        self.write(move |shard| shard.update(operation).map_err(backend("upsert"))).await?;
         self.note_written(written);
         Ok(())
+    }
+
+    /// Upserts without making the points durable: for writes that a
+    /// [`Journal`] makes durable.
+    async fn upsert_unflushed(
+        &self,
+        points: Vec<(Uuid, qdrant_edge::Vectors, Map<String, Value>)>,
+    ) -> Result<(), StoreError> {
+        let operation = upsert_operation(points);
+        self.run(move |shard| shard.update(operation).map_err(backend("upsert"))).await
     }
 
     async fn count(&self, filter: Value) -> Result<usize, StoreError> {
@@ -288,14 +295,16 @@ impl Collection {
     }
 
     async fn flush(&self) -> Result<(), StoreError> {
-        let shard = Arc::clone(&self.shard);
-        tokio::task::spawn_blocking(move || {
-            let guard = shard.write();
-            guard.as_ref().ok_or(StoreError::Closed)?.flush();
-            Ok(())
-        })
-        .await
-        .map_err(|e| StoreError::Backend { operation: "flush", message: e.to_string() })?
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.flush_blocking())
+            .await
+            .map_err(|e| StoreError::Backend { operation: "flush", message: e.to_string() })?
+    }
+
+    fn flush_blocking(&self) -> Result<(), StoreError> {
+        let guard = self.shard.write();
+        guard.as_ref().ok_or(StoreError::Closed)?.flush();
+        Ok(())
     }
 
     fn close(&self) {
@@ -304,11 +313,21 @@ impl Collection {
     }
 }
 
+fn upsert_operation(points: Vec<(Uuid, qdrant_edge::Vectors, Map<String, Value>)>) -> UpdateOperation {
+    let structs = points
+        .into_iter()
+        .map(|(id, vectors, payload)| PointStruct::new(PointId::Uuid(id), vectors, Value::Object(payload)).into())
+        .collect();
+    UpdateOperation::PointOperation(PointOperations::UpsertPoints(PointInsertOperations::PointsList(structs)))
+}
+
 #[derive(Clone)]
 pub struct EdgeStore {
     activity: Collection,
     consent: Collection,
     access: Collection,
+    /// Makes access records durable between flushes of `access`.
+    access_journal: Journal,
     bm25: Arc<EdgeBm25>,
     path: Arc<PathBuf>,
     manifest: Arc<StoreManifest>,
@@ -388,6 +407,21 @@ impl EdgeStore {
                 message: format!("bm25_avg_len must be a positive number, got {}", options.bm25_avg_len),
             });
         }
+        let access = Collection::open(&dir.join("access"), one_vector(NO_VECTOR, 1), access_indexes(), 0)?;
+        let (access_journal, pending) = Journal::open(&dir.join(ACCESS_JOURNAL_FILE))?;
+        if !pending.is_empty() {
+            // Records acknowledged before a crash that the shard may have
+            // lost: apply them again (upserts by id) and checkpoint.
+            let replayed = pending.len();
+            let operation = upsert_operation(pending.into_iter().map(|e| (e.id, no_vector(), e.payload)).collect());
+            {
+                let guard = access.shard.read();
+                let shard = guard.as_ref().ok_or(StoreError::Closed)?;
+                shard.update(operation).map_err(backend("replay access journal"))?;
+            }
+            access_journal.checkpoint_blocking(|| access.flush_blocking())?;
+            tracing::info!(replayed, "access log: replayed its journal");
+        }
         let store = Self {
             activity: Collection::open(
                 &dir.join("activity"),
@@ -396,7 +430,8 @@ impl EdgeStore {
                 OPTIMIZE_EVERY_POINTS,
             )?,
             consent: Collection::open(&dir.join("consent"), one_vector(NO_VECTOR, 1), consent_indexes(), 0)?,
-            access: Collection::open(&dir.join("access"), one_vector(NO_VECTOR, 1), access_indexes(), 0)?,
+            access,
+            access_journal,
             bm25: Arc::new(bm25(options.bm25_avg_len)?),
             path: Arc::new(dir.clone()),
             manifest: Arc::new(manifest),
@@ -436,9 +471,21 @@ impl EdgeStore {
         self.activity.optimize().await
     }
 
+    /// Flushes the access shard and empties its journal.
+    async fn checkpoint_access(&self) -> Result<(), StoreError> {
+        let access = self.access.clone();
+        self.access_journal.checkpoint(move || access.flush_blocking()).await
+    }
+
     /// Flushes and releases every shard; later calls fail with
     /// [`StoreError::Closed`]. Blocking.
     pub fn close(&self) {
+        let access = &self.access;
+        match self.access_journal.checkpoint_blocking(|| access.flush_blocking()) {
+            Ok(()) | Err(StoreError::Closed) => {}
+            // The journal stays and is replayed on the next open.
+            Err(e) => tracing::warn!(error = %e, "access log: checkpoint at close failed"),
+        }
         self.activity.close();
         self.consent.close();
         self.access.close();
@@ -724,7 +771,22 @@ impl VectorStore for EdgeStore {
         let id = Uuid::parse_str(&record.access_id)
             .map_err(|e| StoreError::Backend { operation: "append access", message: e.to_string() })?;
         let payload = access_payload(&record)?;
-        self.access.upsert(vec![(id, no_vector(), payload)]).await
+        let frame = journal::encode(&id, &payload)?;
+        // Applied first, journalled second: see `super::journal` for why a
+        // checkpoint relies on this order.
+        self.access.upsert_unflushed(vec![(id, no_vector(), payload)]).await?;
+        let pending = self.access_journal.append(frame).await?;
+        if pending >= journal::CHECKPOINT_BYTES && self.access_journal.claim_checkpoint() {
+            let this = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = this.checkpoint_access().await {
+                    // The journal keeps every record; the next checkpoint retries.
+                    tracing::warn!(error = %e, "access log: checkpoint failed");
+                }
+                this.access_journal.checkpoint_done();
+            });
+        }
+        Ok(())
     }
 
     async fn access_log(&self, user_id: String, limit: usize) -> Result<Vec<AccessRecord>, StoreError> {
@@ -738,14 +800,17 @@ impl VectorStore for EdgeStore {
         rows.into_iter().map(|(id, payload)| from_payload(&id.to_string(), payload)).collect()
     }
 
+    /// Checkpoints first, so that no copy of the user's records stays in
+    /// the journal once the shard has deleted them.
     async fn delete_access(&self, user_id: String) -> Result<usize, StoreError> {
+        self.checkpoint_access().await?;
         self.access.delete(user_filter_json(&user_id)).await
     }
 
     async fn flush(&self) -> Result<(), StoreError> {
         self.activity.flush().await?;
         self.consent.flush().await?;
-        self.access.flush().await
+        self.checkpoint_access().await
     }
 
     fn close(&self) {

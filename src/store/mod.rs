@@ -10,6 +10,7 @@
 
 mod edge;
 mod instrumented;
+mod journal;
 pub(crate) mod payload;
 mod qdrant;
 

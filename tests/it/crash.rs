@@ -141,3 +141,89 @@ async fn sigterm_drains_calls_in_flight_and_exits_zero() {
     store.close();
     assert_eq!(n, 400);
 }
+
+/// Every answered GetContext has its access record after `kill -9`. The
+/// record is made durable by the access journal, not by a shard flush, so
+/// this is the test that catches a journal that is not synced or not
+/// replayed. Each call is for its own person (unknown people get an empty
+/// answer, and the call is still logged), so each acknowledged call must
+/// leave exactly one record.
+#[tokio::test(flavor = "multi_thread")]
+async fn answered_get_context_calls_keep_their_access_records_after_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let addr = free_port();
+    let mut child = spawn_server(&data, addr, &[]);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let mut acked: Vec<String> = Vec::new();
+    let mut next = 0usize;
+    let kills = 3;
+    for round in 0..=kills {
+        let channel = connect_to(addr).await;
+        let kill_after = Duration::from_millis(rng.random_range(300..1200));
+        let started = Instant::now();
+        // Four concurrent callers, so that journal syncs are shared.
+        let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let callers: Vec<_> = (0..4)
+            .map(|lane| {
+                let mut client: Client =
+                    ContextEngineClient::with_interceptor(channel.clone(), BearerKey::new(None).unwrap());
+                let sender = sender.clone();
+                let first = next + lane;
+                tokio::spawn(async move {
+                    let mut n = first;
+                    loop {
+                        let user = format!("reader-{n}");
+                        match client.get_context(crate::common::chat(&user, "camping gear", 5)).await {
+                            Ok(_) => sender.send(user).unwrap(),
+                            Err(_) => return n,
+                        }
+                        n += 4;
+                        if round == kills && started.elapsed() > kill_after {
+                            return n;
+                        }
+                    }
+                })
+            })
+            .collect();
+        drop(sender);
+        if round < kills {
+            tokio::time::sleep(kill_after).await;
+            child.kill();
+        }
+        let mut highest = next;
+        for caller in callers {
+            highest = highest.max(caller.await.unwrap());
+        }
+        while let Some(user) = receiver.recv().await {
+            acked.push(user);
+        }
+        next = highest + 4;
+        if round < kills {
+            child = spawn_server(&data, addr, &[]);
+        } else {
+            child.kill();
+        }
+    }
+    assert!(acked.len() > 100, "the test acknowledged only {} calls", acked.len());
+
+    let store = reopen(&data).expect("store reopens after kill -9");
+    let mut missing = Vec::new();
+    for user in &acked {
+        let log = store.access_log(user.clone(), 5).await.unwrap();
+        match log.len() {
+            1 => {}
+            0 => missing.push(user.clone()),
+            n => panic!("{user} has {n} access records for one call"),
+        }
+    }
+    store.close();
+    assert!(
+        missing.is_empty(),
+        "{} of {} answered calls lost their access record, e.g. {:?}",
+        missing.len(),
+        acked.len(),
+        &missing[..missing.len().min(5)]
+    );
+    println!("kill -9 access log: {kills} kills + 1 final kill, {} answered calls, every one logged", acked.len());
+}
