@@ -114,6 +114,10 @@ impl Collection {
         optimize_every: u64,
     ) -> Result<Self, StoreError> {
         std::fs::create_dir_all(path).map_err(io("create data dir"))?;
+        let freed = trim_wal(path).map_err(io("trim WAL"))?;
+        if freed > 0 {
+            tracing::info!(shard = %path.display(), freed_bytes = freed, "removed WAL segments Qdrant Edge never reads");
+        }
         let shard = if path.join("edge_config.json").exists() {
             let shard = EdgeShard::load(path, None).map_err(backend("load shard"))?;
             // Stores made by earlier versions get today's index settings.
@@ -301,9 +305,13 @@ impl Collection {
             .map_err(|e| StoreError::Backend { operation: "flush", message: e.to_string() })?
     }
 
+    /// Flushes, then trims the WAL (see [`trim_wal`]) while no other
+    /// operation can run on the shard.
     fn flush_blocking(&self) -> Result<(), StoreError> {
         let guard = self.shard.write();
-        guard.as_ref().ok_or(StoreError::Closed)?.flush();
+        let shard = guard.as_ref().ok_or(StoreError::Closed)?;
+        shard.flush();
+        trim_wal(shard.path()).map_err(io("trim WAL"))?;
         Ok(())
     }
 
@@ -311,6 +319,55 @@ impl Collection {
         // Dropping the shard flushes it.
         drop(self.shard.write().take());
     }
+}
+
+/// Deletes the shard's closed WAL segments but the newest; returns the bytes
+/// freed.
+///
+/// Qdrant Edge 0.7 writes every update to its WAL and never reads the WAL
+/// back nor truncates it (it has no replay and no acknowledgement; this
+/// store's durability comes from flushes and the access journal). Left
+/// alone, the WAL grew without bound: ~3.4 KB per GetContext in the access
+/// shard (1 GB after ~300k calls) and about the size of the segments in the
+/// event shard, and it kept a copy of erased events and access records.
+///
+/// The newest closed segment is kept because its name carries the index the
+/// next operation numbers continue from; with none left, numbering would
+/// restart below the versions already stored, and Qdrant ignores an update
+/// whose operation number is below the point's version. Called at open,
+/// before the shard maps its WAL, and after each flush with the shard
+/// locked exclusively: then every update is in the flushed segments, and the
+/// open WAL never touches a closed segment again (they are only counted, in
+/// memory), so truncating a file before unlinking it frees its blocks at
+/// once although the shard still maps it.
+fn trim_wal(shard_dir: &Path) -> std::io::Result<u64> {
+    let dir = shard_dir.join("wal");
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut closed = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        if let Some(start) = name.to_str().and_then(|n| n.strip_prefix("closed-")).and_then(|n| n.parse::<u64>().ok()) {
+            closed.push((start, entry.path()));
+        }
+    }
+    closed.sort();
+    closed.pop();
+    let mut freed = 0;
+    for (_, path) in &closed {
+        let file = std::fs::OpenOptions::new().write(true).open(path)?;
+        freed += file.metadata()?.len();
+        file.set_len(0)?;
+        std::fs::remove_file(path)?;
+    }
+    if !closed.is_empty() {
+        std::fs::File::open(&dir)?.sync_all()?;
+    }
+    Ok(freed)
 }
 
 fn upsert_operation(points: Vec<(Uuid, qdrant_edge::Vectors, Map<String, Value>)>) -> UpdateOperation {

@@ -295,3 +295,62 @@ async fn the_access_journal_is_checkpointed_when_it_grows() {
     assert_eq!(store.access_log("heavy-reader".into(), 100).await.unwrap().len(), 80);
     store.close();
 }
+
+/// The disk space (allocated blocks: open segments are sparse files of
+/// 32 MiB) and the closed segments' start indexes of a shard's WAL.
+fn wal_files(shard: &std::path::Path) -> (u64, Vec<u64>) {
+    use std::os::unix::fs::MetadataExt;
+    let mut bytes = 0;
+    let mut closed = Vec::new();
+    for entry in std::fs::read_dir(shard.join("wal")).unwrap() {
+        let entry = entry.unwrap();
+        bytes += entry.metadata().unwrap().blocks() * 512;
+        if let Some(start) = entry.file_name().to_str().unwrap().strip_prefix("closed-") {
+            closed.push(start.parse().unwrap());
+        }
+    }
+    (bytes, closed)
+}
+
+/// Qdrant Edge 0.7 never reads its WAL back nor truncates it; the store
+/// trims it after flushes and at open. ~100 MB of access records (three WAL
+/// segments' worth) leave at most one closed segment, and afterwards, across
+/// a reopen, the store is whole: every record is there, and an update and a
+/// delete still take effect (operation numbers continue from the kept
+/// segment; restarted numbering would make Qdrant ignore both).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_wal_is_trimmed_and_the_store_stays_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EdgeStore::open(&options(dir.path(), 4)).unwrap();
+    store.upsert(vec![point("u1", "kept", vec![1.0, 0.0, 0.0, 0.0])]).await.unwrap();
+    for at in 0..1100 {
+        store.append_access(access_record("heavy-reader", at, 1500)).await.unwrap();
+    }
+    store.flush().await.unwrap();
+    let (bytes, closed) = wal_files(&dir.path().join("access"));
+    assert!(closed.len() <= 1, "closed WAL segments left: {closed:?}");
+    assert!(closed.first().is_some_and(|&start| start > 0), "the WAL never rolled over twice: {closed:?}");
+    // Without the trim: ~100 MB in three or more closed segments.
+    assert!(bytes < 80 << 20, "the access WAL holds {bytes} bytes on disk");
+    store.close();
+
+    let store = EdgeStore::open(&options(dir.path(), 4)).unwrap();
+    assert_eq!(store.access_log("heavy-reader".into(), 1000).await.unwrap().len(), 1000);
+    let mut changed = point("u1", "kept", vec![0.0, 1.0, 0.0, 0.0]);
+    changed.record.text = "changed after the trim".into();
+    store.upsert(vec![changed]).await.unwrap();
+    let page = store.scroll(Scope::whole_user("u1"), None, 10).await.unwrap();
+    assert_eq!(page.records.len(), 1);
+    assert_eq!(page.records[0].1.text, "changed after the trim", "an update after the trim is applied");
+    assert_eq!(store.delete_access("heavy-reader".into()).await.unwrap(), 1100);
+    store.close();
+
+    let store = EdgeStore::open(&options(dir.path(), 4)).unwrap();
+    assert!(store.access_log("heavy-reader".into(), 10).await.unwrap().is_empty(), "the delete after the trim held");
+    assert_eq!(
+        store.scroll(Scope::whole_user("u1"), None, 10).await.unwrap().records[0].1.text,
+        "changed after the trim"
+    );
+    store.close();
+    println!("WAL trim: access WAL {bytes} bytes after ~100 MB of records, closed segments {closed:?}");
+}
