@@ -15,10 +15,10 @@
 //! that was applied but not flushed is lost when the process dies; we
 //! measured exactly that (kill -9 after ingest: every event gone). Flushes
 //! are group commits: writers that arrive while one runs share the next.
-//! The access log, written once per GetContext, is the exception: its
-//! records are made durable by a journal of our own (one `fdatasync` instead
-//! of a shard flush), and the shard is flushed at checkpoints; see
-//! [`super::journal`].
+//! Events and access records (written by every Ingest and every GetContext)
+//! are the exception: they are made durable by a journal of our own per
+//! shard (one `fdatasync` instead of a shard flush), and those shards are
+//! flushed at checkpoints; see [`super::journal`].
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -64,7 +64,8 @@ pub struct EdgeOptions {
 pub const DEFAULT_BM25_AVG_LEN: f64 = 20.0;
 
 const MANIFEST_FILE: &str = "engine_store.json";
-/// The access log's journal, next to its shard directory `access/`.
+/// The journals of the event and access shards, next to their directories.
+const ACTIVITY_JOURNAL_FILE: &str = "activity.journal";
 const ACCESS_JOURNAL_FILE: &str = "access.journal";
 /// The ledger and the access log carry no meaningful vector; Edge shards
 /// want one, so they get a constant 1-d vector.
@@ -104,6 +105,8 @@ struct Collection {
     /// Optimise (index, merge, vacuum) after this many written points; 0 =
     /// never on its own.
     optimize_every: u64,
+    /// Makes upserts durable between flushes; `None`: every write flushes.
+    journal: Option<Journal>,
 }
 
 impl Collection {
@@ -152,7 +155,32 @@ impl Collection {
             unoptimized: Arc::new(AtomicU64::new(0)),
             optimizing: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             optimize_every,
+            journal: None,
         })
+    }
+
+    /// Puts a journal in front of the shard: first applies (again) what it
+    /// holds, made into points by `point`, and checkpoints. Blocking.
+    fn with_journal<P>(mut self, path: &Path, point: P) -> Result<Self, StoreError>
+    where
+        P: Fn(journal::Entry) -> Result<(Uuid, qdrant_edge::Vectors, Map<String, Value>), StoreError>,
+    {
+        let (journal, pending) = Journal::open(path)?;
+        if !pending.is_empty() {
+            // Writes acknowledged before a crash that the shard may have
+            // lost: apply them again, in order, and checkpoint.
+            let replayed = pending.len();
+            let points = pending.into_iter().map(point).collect::<Result<Vec<_>, _>>()?;
+            {
+                let guard = self.shard.read();
+                let shard = guard.as_ref().ok_or(StoreError::Closed)?;
+                shard.update(upsert_operation(points)).map_err(backend("replay journal"))?;
+            }
+            journal.checkpoint_blocking(|| self.flush_blocking())?;
+            tracing::info!(journal = %path.display(), replayed, "replayed a journal");
+        }
+        self.journal = Some(journal);
+        Ok(self)
     }
 
     /// Builds indexes for what was written since the last call (HNSW
@@ -226,25 +254,84 @@ impl Collection {
         .map_err(|e| StoreError::Backend { operation: "blocking task", message: e.to_string() })?
     }
 
+    /// Upserts and returns once the points are durable: journalled when the
+    /// collection has a journal, else flushed.
     async fn upsert(&self, points: Vec<(Uuid, qdrant_edge::Vectors, Map<String, Value>)>) -> Result<(), StoreError> {
         if points.is_empty() {
             return Ok(());
         }
         let written = points.len();
-        let operation = upsert_operation(points);
-        self.write(move |shard| shard.update(operation).map_err(backend("upsert"))).await?;
+        match &self.journal {
+            Some(journal) => {
+                let frame =
+                    journal::encode(points.iter().map(|(id, vectors, payload)| (id, payload, dense_in(vectors))))?;
+                let operation = upsert_operation(points);
+                // Applied first, journalled second: see `super::journal`.
+                let apply = self.run(move |shard| shard.update(operation).map_err(backend("upsert")));
+                let pending = journal.append(frame, apply).await?;
+                self.checkpoint_when_due(pending);
+            }
+            None => {
+                let operation = upsert_operation(points);
+                self.write(move |shard| shard.update(operation).map_err(backend("upsert"))).await?;
+            }
+        }
         self.note_written(written);
         Ok(())
     }
 
-    /// Upserts without making the points durable: for writes that a
-    /// [`Journal`] makes durable.
-    async fn upsert_unflushed(
-        &self,
-        points: Vec<(Uuid, qdrant_edge::Vectors, Map<String, Value>)>,
-    ) -> Result<(), StoreError> {
-        let operation = upsert_operation(points);
-        self.run(move |shard| shard.update(operation).map_err(backend("upsert"))).await
+    /// Starts a background checkpoint once the journal holds enough.
+    fn checkpoint_when_due(&self, pending: u64) {
+        let Some(journal) = &self.journal else { return };
+        if pending < journal::CHECKPOINT_BYTES || !journal.claim_checkpoint() {
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = this.checkpoint().await {
+                // The journal keeps every write; the next checkpoint retries.
+                tracing::warn!(error = %e, "journal checkpoint failed");
+            }
+            if let Some(journal) = &this.journal {
+                journal.checkpoint_done();
+            }
+        });
+    }
+
+    /// Flushes the shard and empties its journal.
+    async fn checkpoint(&self) -> Result<(), StoreError> {
+        match &self.journal {
+            Some(journal) => {
+                let this = self.clone();
+                journal.checkpoint(move || this.flush_blocking()).await
+            }
+            None => self.flush().await,
+        }
+    }
+
+    /// Runs a delete so that no replay can bring back what it removed: with
+    /// a journal, after a checkpoint and with journalled writes held off.
+    async fn deleting<T, D>(&self, delete: D) -> Result<T, StoreError>
+    where
+        D: std::future::Future<Output = Result<T, StoreError>>,
+    {
+        match &self.journal {
+            Some(journal) => {
+                let this = self.clone();
+                journal.exclusive(move || this.flush_blocking(), delete).await
+            }
+            None => delete.await,
+        }
+    }
+
+    /// Deletes points by id.
+    async fn delete_ids(&self, ids: Vec<PointId>) -> Result<(), StoreError> {
+        self.deleting(self.write(move |shard| {
+            shard
+                .update(UpdateOperation::PointOperation(PointOperations::DeletePoints { ids }))
+                .map_err(backend("delete"))
+        }))
+        .await
     }
 
     async fn count(&self, filter: Value) -> Result<usize, StoreError> {
@@ -259,16 +346,21 @@ impl Collection {
     async fn delete(&self, filter: Value) -> Result<usize, StoreError> {
         let filter: Filter = decode("build filter", filter)?;
         let count = filter.clone();
-        let n = self
-            .run(move |shard| shard.count(CountRequest { filter: Some(count), exact: true }).map_err(backend("count")))
+        self.deleting(async move {
+            let n = self
+                .run(move |shard| {
+                    shard.count(CountRequest { filter: Some(count), exact: true }).map_err(backend("count"))
+                })
+                .await?;
+            self.write(move |shard| {
+                shard
+                    .update(UpdateOperation::PointOperation(PointOperations::DeletePointsByFilter(filter)))
+                    .map_err(backend("delete"))
+            })
             .await?;
-        self.write(move |shard| {
-            shard
-                .update(UpdateOperation::PointOperation(PointOperations::DeletePointsByFilter(filter)))
-                .map_err(backend("delete"))
+            Ok(n)
         })
-        .await?;
-        Ok(n)
+        .await
     }
 
     async fn scroll(&self, request: Value) -> Result<(Vec<(Uuid, Map<String, Value>)>, Option<Uuid>), StoreError> {
@@ -315,9 +407,39 @@ impl Collection {
         Ok(())
     }
 
+    /// Checkpoints (a failure leaves the journal to be replayed on the next
+    /// open), then drops the shard, which flushes it. Blocking.
     fn close(&self) {
-        // Dropping the shard flushes it.
+        if let Some(journal) = &self.journal {
+            match journal.checkpoint_blocking(|| self.flush_blocking()) {
+                Ok(()) | Err(StoreError::Closed) => {}
+                Err(e) => tracing::warn!(error = %e, "journal checkpoint at close failed"),
+            }
+        }
         drop(self.shard.write().take());
+    }
+}
+
+/// An event's vectors: its dense embedding and the BM25 vector of its text.
+fn event_vectors(bm25: &EdgeBm25, dense: Vec<f32>, text: &str) -> qdrant_edge::Vectors {
+    qdrant_edge::Vectors(VectorStructInternal::Named(
+        [
+            (DENSE_VECTOR.to_string(), VectorInternal::Dense(dense)),
+            (SPARSE_VECTOR.to_string(), VectorInternal::Sparse(bm25.embed_document(text))),
+        ]
+        .into_iter()
+        .collect(),
+    ))
+}
+
+/// The dense vector of points about to be written, if they have one.
+fn dense_in(vectors: &qdrant_edge::Vectors) -> Option<&[f32]> {
+    match &vectors.0 {
+        VectorStructInternal::Named(named) => match named.get(DENSE_VECTOR) {
+            Some(VectorInternal::Dense(v)) => Some(v.as_slice()),
+            _ => None,
+        },
+        _ => None,
     }
 }
 
@@ -383,8 +505,6 @@ pub struct EdgeStore {
     activity: Collection,
     consent: Collection,
     access: Collection,
-    /// Makes access records durable between flushes of `access`.
-    access_journal: Journal,
     bm25: Arc<EdgeBm25>,
     path: Arc<PathBuf>,
     manifest: Arc<StoreManifest>,
@@ -464,32 +584,26 @@ impl EdgeStore {
                 message: format!("bm25_avg_len must be a positive number, got {}", options.bm25_avg_len),
             });
         }
-        let access = Collection::open(&dir.join("access"), one_vector(NO_VECTOR, 1), access_indexes(), 0)?;
-        let (access_journal, pending) = Journal::open(&dir.join(ACCESS_JOURNAL_FILE))?;
-        if !pending.is_empty() {
-            // Records acknowledged before a crash that the shard may have
-            // lost: apply them again (upserts by id) and checkpoint.
-            let replayed = pending.len();
-            let operation = upsert_operation(pending.into_iter().map(|e| (e.id, no_vector(), e.payload)).collect());
-            {
-                let guard = access.shard.read();
-                let shard = guard.as_ref().ok_or(StoreError::Closed)?;
-                shard.update(operation).map_err(backend("replay access journal"))?;
-            }
-            access_journal.checkpoint_blocking(|| access.flush_blocking())?;
-            tracing::info!(replayed, "access log: replayed its journal");
-        }
+        let bm25 = Arc::new(bm25(options.bm25_avg_len)?);
+        let activity = Collection::open(
+            &dir.join("activity"),
+            activity_config(options.dimension),
+            event_indexes(),
+            OPTIMIZE_EVERY_POINTS,
+        )?
+        .with_journal(&dir.join(ACTIVITY_JOURNAL_FILE), |entry| {
+            let id = entry.id;
+            let point = RawPoint { id, vector: entry.dense, payload: entry.payload };
+            let (dense, text) = point.event_parts()?;
+            Ok((id, event_vectors(&bm25, dense, &text), point.payload))
+        })?;
+        let access = Collection::open(&dir.join("access"), one_vector(NO_VECTOR, 1), access_indexes(), 0)?
+            .with_journal(&dir.join(ACCESS_JOURNAL_FILE), |entry| Ok((entry.id, no_vector(), entry.payload)))?;
         let store = Self {
-            activity: Collection::open(
-                &dir.join("activity"),
-                activity_config(options.dimension),
-                event_indexes(),
-                OPTIMIZE_EVERY_POINTS,
-            )?,
+            activity,
             consent: Collection::open(&dir.join("consent"), one_vector(NO_VECTOR, 1), consent_indexes(), 0)?,
             access,
-            access_journal,
-            bm25: Arc::new(bm25(options.bm25_avg_len)?),
+            bm25,
             path: Arc::new(dir.clone()),
             manifest: Arc::new(manifest),
         };
@@ -528,21 +642,9 @@ impl EdgeStore {
         self.activity.optimize().await
     }
 
-    /// Flushes the access shard and empties its journal.
-    async fn checkpoint_access(&self) -> Result<(), StoreError> {
-        let access = self.access.clone();
-        self.access_journal.checkpoint(move || access.flush_blocking()).await
-    }
-
-    /// Flushes and releases every shard; later calls fail with
-    /// [`StoreError::Closed`]. Blocking.
+    /// Flushes and releases every shard (checkpointing the journals);
+    /// later calls fail with [`StoreError::Closed`]. Blocking.
     pub fn close(&self) {
-        let access = &self.access;
-        match self.access_journal.checkpoint_blocking(|| access.flush_blocking()) {
-            Ok(()) | Err(StoreError::Closed) => {}
-            // The journal stays and is replayed on the next open.
-            Err(e) => tracing::warn!(error = %e, "access log: checkpoint at close failed"),
-        }
         self.activity.close();
         self.consent.close();
         self.access.close();
@@ -652,14 +754,7 @@ impl RawStore for EdgeStore {
             let vectors = match kind {
                 CollectionKind::Activity => {
                     let (dense, text) = point.event_parts()?;
-                    qdrant_edge::Vectors(VectorStructInternal::Named(
-                        [
-                            (DENSE_VECTOR.to_string(), VectorInternal::Dense(dense)),
-                            (SPARSE_VECTOR.to_string(), VectorInternal::Sparse(self.bm25.embed_document(&text))),
-                        ]
-                        .into_iter()
-                        .collect(),
-                    ))
+                    event_vectors(&self.bm25, dense, &text)
                 }
                 CollectionKind::Consent | CollectionKind::Access => no_vector(),
             };
@@ -690,16 +785,7 @@ impl VectorStore for EdgeStore {
         let mut rows = Vec::with_capacity(points.len());
         for point in points {
             let payload = event_payload(&point.record)?;
-            let sparse = self.bm25.embed_document(&point.record.text);
-            let vectors = qdrant_edge::Vectors(VectorStructInternal::Named(
-                [
-                    (DENSE_VECTOR.to_string(), VectorInternal::Dense(point.vector)),
-                    (SPARSE_VECTOR.to_string(), VectorInternal::Sparse(sparse)),
-                ]
-                .into_iter()
-                .collect(),
-            ));
-            rows.push((point.id, vectors, payload));
+            rows.push((point.id, event_vectors(&self.bm25, point.vector, &point.record.text), payload));
         }
         self.activity.upsert(rows).await
     }
@@ -763,14 +849,7 @@ impl VectorStore for EdgeStore {
         if ids.is_empty() {
             return Ok(());
         }
-        let ids = ids.into_iter().map(PointId::Uuid).collect();
-        self.activity
-            .write(move |shard| {
-                shard
-                    .update(UpdateOperation::PointOperation(PointOperations::DeletePoints { ids }))
-                    .map_err(backend("delete"))
-            })
-            .await
+        self.activity.delete_ids(ids.into_iter().map(PointId::Uuid).collect()).await
     }
 
     async fn scroll(&self, scope: Scope, from: Option<Uuid>, limit: usize) -> Result<Page, StoreError> {
@@ -828,22 +907,7 @@ impl VectorStore for EdgeStore {
         let id = Uuid::parse_str(&record.access_id)
             .map_err(|e| StoreError::Backend { operation: "append access", message: e.to_string() })?;
         let payload = access_payload(&record)?;
-        let frame = journal::encode(&id, &payload)?;
-        // Applied first, journalled second: see `super::journal` for why a
-        // checkpoint relies on this order.
-        self.access.upsert_unflushed(vec![(id, no_vector(), payload)]).await?;
-        let pending = self.access_journal.append(frame).await?;
-        if pending >= journal::CHECKPOINT_BYTES && self.access_journal.claim_checkpoint() {
-            let this = self.clone();
-            tokio::spawn(async move {
-                if let Err(e) = this.checkpoint_access().await {
-                    // The journal keeps every record; the next checkpoint retries.
-                    tracing::warn!(error = %e, "access log: checkpoint failed");
-                }
-                this.access_journal.checkpoint_done();
-            });
-        }
-        Ok(())
+        self.access.upsert(vec![(id, no_vector(), payload)]).await
     }
 
     async fn access_log(&self, user_id: String, limit: usize) -> Result<Vec<AccessRecord>, StoreError> {
@@ -857,17 +921,16 @@ impl VectorStore for EdgeStore {
         rows.into_iter().map(|(id, payload)| from_payload(&id.to_string(), payload)).collect()
     }
 
-    /// Checkpoints first, so that no copy of the user's records stays in
-    /// the journal once the shard has deleted them.
+    /// Checkpoints first (see `Collection::deleting`), so that no copy of
+    /// the user's records stays in the journal once the shard deleted them.
     async fn delete_access(&self, user_id: String) -> Result<usize, StoreError> {
-        self.checkpoint_access().await?;
         self.access.delete(user_filter_json(&user_id)).await
     }
 
     async fn flush(&self) -> Result<(), StoreError> {
-        self.activity.flush().await?;
+        self.activity.checkpoint().await?;
         self.consent.flush().await?;
-        self.checkpoint_access().await
+        self.access.checkpoint().await
     }
 
     fn close(&self) {
