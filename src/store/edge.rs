@@ -170,11 +170,23 @@ impl Collection {
             // Writes acknowledged before a crash that the shard may have
             // lost: apply them again, in order, and checkpoint.
             let replayed = pending.len();
-            let points = pending.into_iter().map(point).collect::<Result<Vec<_>, _>>()?;
             {
                 let guard = self.shard.read();
                 let shard = guard.as_ref().ok_or(StoreError::Closed)?;
-                shard.update(upsert_operation(points)).map_err(backend("replay journal"))?;
+                // In order; an id seen again starts a new operation, so a
+                // later version is applied after an earlier one.
+                let mut batch = Vec::new();
+                let mut ids = std::collections::HashSet::new();
+                for entry in pending {
+                    if !ids.insert(entry.id) {
+                        shard
+                            .update(upsert_operation(std::mem::take(&mut batch)))
+                            .map_err(backend("replay journal"))?;
+                        ids = std::iter::once(entry.id).collect();
+                    }
+                    batch.push(point(entry)?);
+                }
+                shard.update(upsert_operation(batch)).map_err(backend("replay journal"))?;
             }
             journal.checkpoint_blocking(|| self.flush_blocking())?;
             tracing::info!(journal = %path.display(), replayed, "replayed a journal");
@@ -448,7 +460,7 @@ fn dense_in(vectors: &qdrant_edge::Vectors) -> Option<&[f32]> {
 ///
 /// Qdrant Edge 0.7 writes every update to its WAL and never reads the WAL
 /// back nor truncates it (it has no replay and no acknowledgement; this
-/// store's durability comes from flushes and the access journal). Left
+/// store's durability comes from flushes and our journals). Left
 /// alone, the WAL grew without bound: ~3.4 KB per GetContext in the access
 /// shard (1 GB after ~300k calls) and about the size of the segments in the
 /// event shard, and it kept a copy of erased events and access records.

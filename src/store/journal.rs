@@ -91,7 +91,10 @@ fn dense_to_base64(dense: &[f32]) -> String {
 
 fn dense_from_base64(text: &str) -> Option<Vec<f32>> {
     let bytes = base64::engine::general_purpose::STANDARD.decode(text).ok()?;
-    bytes.len().is_multiple_of(4).then(|| bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect())
+    bytes
+        .len()
+        .is_multiple_of(4)
+        .then(|| bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect())
 }
 
 /// The bytes of one frame holding `points` (id, payload, dense vector).
