@@ -275,12 +275,19 @@ impl Collection {
         let written = points.len();
         match &self.journal {
             Some(journal) => {
-                let frame =
-                    journal::encode(points.iter().map(|(id, vectors, payload)| (id, payload, dense_in(vectors))))?;
-                let operation = upsert_operation(points);
-                // Applied first, journalled second: see `super::journal`.
-                let apply = self.run(move |shard| shard.update(operation).map_err(backend("upsert")));
-                let pending = journal.append(frame, apply).await?;
+                let shard = Arc::clone(&self.shard);
+                let pending = journal
+                    .append(move || {
+                        let frame = journal::encode(
+                            points.iter().map(|(id, vectors, payload)| (id, payload, dense_in(vectors))),
+                        )?;
+                        // Applied first, journalled second: see `super::journal`.
+                        let guard = shard.read();
+                        let shard = guard.as_ref().ok_or(StoreError::Closed)?;
+                        shard.update(upsert_operation(points)).map_err(backend("upsert"))?;
+                        Ok(frame)
+                    })
+                    .await?;
                 self.checkpoint_when_due(pending);
             }
             None => {

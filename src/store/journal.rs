@@ -21,11 +21,11 @@
 //!   until after truncation, so every batch in the file when the checkpoint
 //!   starts is in the flushed collection, and none can be written in
 //!   between;
-//! - applying and writing happen under one lock (`order`), so the file
-//!   holds the batches in the order the collection applied them, and a
-//!   replay ends in the same state;
-//! - a delete runs under that lock too, after a checkpoint
-//!   ([`Journal::exclusive`]): the journal then holds nothing the delete
+//! - applying and writing happen under the file's lock, in one blocking
+//!   task, so the file holds the batches in the order the collection
+//!   applied them, and a replay ends in the same state;
+//! - a delete runs after a checkpoint with writes held off (`gate`,
+//!   [`Journal::exclusive`]): the journal then holds nothing the delete
 //!   removes, and no replay can bring a deleted point back.
 //!
 //! Frame: `len: u32 LE | crc32(body): u32 LE | body` where body is the JSON
@@ -162,8 +162,8 @@ struct Inner {
     pending: AtomicU64,
     /// Frames known to be durable; held while a sync or checkpoint runs.
     durable: tokio::sync::Mutex<u64>,
-    /// Held from applying a batch until it is written, and by deletes.
-    order: tokio::sync::Mutex<()>,
+    /// Shared by writes, exclusive for deletes.
+    gate: tokio::sync::RwLock<()>,
     checkpointing: AtomicBool,
 }
 
@@ -211,26 +211,27 @@ impl Journal {
                 written: AtomicU64::new(0),
                 pending: AtomicU64::new(valid as u64),
                 durable: tokio::sync::Mutex::new(0),
-                order: tokio::sync::Mutex::new(()),
+                gate: tokio::sync::RwLock::new(()),
                 checkpointing: AtomicBool::new(false),
             }),
         };
         Ok((journal, entries))
     }
 
-    /// Runs `apply` (the unflushed write to the collection), then appends
-    /// `frame` (from [`encode`]) and returns once it is on disk. Returns the
-    /// bytes pending since the last checkpoint.
-    pub async fn append<A>(&self, frame: Vec<u8>, apply: A) -> Result<u64, StoreError>
+    /// Runs `write` (blocking: it applies a batch to the collection without
+    /// a flush and returns the batch's frame, from [`encode`]) under the
+    /// file's lock, appends the frame, and returns once it is on disk.
+    /// Returns the bytes pending since the last checkpoint.
+    pub async fn append<W>(&self, write: W) -> Result<u64, StoreError>
     where
-        A: Future<Output = Result<(), StoreError>>,
+        W: FnOnce() -> Result<Vec<u8>, StoreError> + Send + 'static,
     {
         let (mine, pending) = {
-            let _order = self.inner.order.lock().await;
-            apply.await?;
+            let _gate = self.inner.gate.read().await;
             let inner = Arc::clone(&self.inner);
             tokio::task::spawn_blocking(move || {
                 let mut file = inner.file.lock();
+                let frame = write()?;
                 file.write_all(&frame).map_err(io("write journal"))?;
                 let pending = inner.pending.fetch_add(frame.len() as u64, Ordering::SeqCst) + frame.len() as u64;
                 Ok::<_, StoreError>((inner.written.fetch_add(1, Ordering::SeqCst) + 1, pending))
@@ -274,7 +275,7 @@ impl Journal {
         F: FnOnce() -> Result<(), StoreError> + Send + 'static,
         T: Future<Output = Result<R, StoreError>>,
     {
-        let _order = self.inner.order.lock().await;
+        let _gate = self.inner.gate.write().await;
         self.checkpoint(flush).await?;
         then.await
     }
@@ -342,7 +343,8 @@ mod tests {
     }
 
     async fn append(journal: &Journal, entries: &[Entry]) -> u64 {
-        journal.append(frame(entries), async { Ok(()) }).await.unwrap()
+        let frame = frame(entries);
+        journal.append(move || Ok(frame)).await.unwrap()
     }
 
     #[tokio::test]
@@ -415,12 +417,12 @@ mod tests {
                 let journal = journal.clone();
                 let applied = Arc::clone(&applied);
                 tokio::spawn(async move {
-                    let apply = async move {
-                        tokio::task::yield_now().await;
+                    let write = move || {
+                        std::thread::yield_now();
                         applied.lock().push(entry(n).id);
-                        Ok(())
+                        Ok(frame(&[entry(n)]))
                     };
-                    journal.append(frame(&[entry(n)]), apply).await.unwrap();
+                    journal.append(write).await.unwrap();
                 })
             })
             .collect();
@@ -442,11 +444,7 @@ mod tests {
         let path = dir.path().join("activity.journal");
         let (journal, _) = Journal::open(&path).unwrap();
         append(&journal, &[entry(1), entry(2)]).await;
-        let failed = journal
-            .append(frame(&[entry(3)]), async {
-                Err(StoreError::Backend { operation: "upsert", message: "no".into() })
-            })
-            .await;
+        let failed = journal.append(|| Err(StoreError::Backend { operation: "upsert", message: "no".into() })).await;
         assert!(failed.is_err());
         assert_eq!(Journal::open(&path).unwrap().1, vec![entry(1), entry(2)]);
         let path_inside = path.clone();
