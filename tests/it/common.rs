@@ -303,3 +303,18 @@ pub async fn grant_shop(channel: Channel, user: &str) {
         .await
         .expect("grant");
 }
+
+/// An access record of `user` at `at` listing `events` events of source `shop`.
+pub fn access_record(user: &str, at: i64, events: usize) -> context_engine::domain::AccessRecord {
+    use context_engine::domain::{AccessRecord, AccessedEvent, Purpose};
+    AccessRecord {
+        access_id: uuid::Uuid::new_v4().to_string(),
+        user_id: user.into(),
+        caller: "orchestrator".into(),
+        purpose: Purpose::ChatAssistant,
+        at,
+        events: (0..events)
+            .map(|i| AccessedEvent { source_id: "shop".into(), event_id: format!("event-{i}"), consent_version: 1 })
+            .collect(),
+    }
+}

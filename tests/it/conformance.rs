@@ -11,8 +11,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use context_engine::domain::{
-    point_id, AccessRecord, AccessedEvent, ActivityEvent, ConsentGrant, ConsentState, CustomData, EventRecord, Purpose,
-    RetrievalMode, Scope, TimeWindow,
+    point_id, AccessRecord, ActivityEvent, ConsentGrant, ConsentState, CustomData, EventRecord, Purpose, RetrievalMode,
+    Scope, TimeWindow,
 };
 use context_engine::embed::Embedder;
 use context_engine::migrate::{self, MigrateOptions};
@@ -159,14 +159,7 @@ fn grant(user: &str, source: &str, purpose: Purpose, state: ConsentState, versio
 }
 
 fn access(user: &str, at: i64) -> AccessRecord {
-    AccessRecord {
-        access_id: uuid::Uuid::new_v4().to_string(),
-        user_id: user.into(),
-        caller: "orchestrator".into(),
-        purpose: Purpose::ChatAssistant,
-        at,
-        events: vec![AccessedEvent { source_id: "shop".into(), event_id: "a1".into(), consent_version: 1 }],
-    }
+    crate::common::access_record(user, at, 1)
 }
 
 /// Everything a backend must do, in order, on one fresh store.

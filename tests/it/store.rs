@@ -193,30 +193,30 @@ async fn sparse_bm25_list_and_family_filter() {
     store.close();
 }
 
-fn access_record(user: &str, at: i64, events: usize) -> context_engine::domain::AccessRecord {
-    use context_engine::domain::{AccessRecord, AccessedEvent, Purpose};
-    AccessRecord {
-        access_id: uuid::Uuid::new_v4().to_string(),
-        user_id: user.into(),
-        caller: "orchestrator".into(),
-        purpose: Purpose::ChatAssistant,
-        at,
-        events: (0..events)
-            .map(|i| AccessedEvent { source_id: "shop".into(), event_id: format!("event-{i}"), consent_version: 1 })
-            .collect(),
-    }
+/// A copy of the directory `from` as it is now, in a new temporary folder.
+fn copy_dir(from: &std::path::Path) -> (tempfile::TempDir, std::path::PathBuf) {
+    let copy = tempfile::tempdir().unwrap();
+    let to = copy.path().join("d");
+    let status = std::process::Command::new("cp").arg("-a").arg(from).arg(&to).status().unwrap();
+    assert!(status.success());
+    (copy, to)
 }
 
 /// What a crash leaves of a store: its handles are leaked (nothing flushed,
 /// nothing dropped, its file locks held), and the files as they are now are
-/// copied to a new directory, which the returned store opens.
+/// copied to a new directory, which the caller opens.
 async fn crash(store: EdgeStore, dir: &std::path::Path) -> (tempfile::TempDir, std::path::PathBuf) {
     std::mem::forget(store);
-    let copy = tempfile::tempdir().unwrap();
-    let to = copy.path().join("d");
-    let status = std::process::Command::new("cp").arg("-a").arg(dir).arg(&to).status().unwrap();
-    assert!(status.success());
-    (copy, to)
+    copy_dir(dir)
+}
+
+/// The crashed store `crashed` opened from a copy without `journal`: what
+/// the shards alone kept.
+fn shards_alone(crashed: &std::path::Path, journal: &str) -> (tempfile::TempDir, EdgeStore) {
+    let (copy, dir) = copy_dir(crashed);
+    std::fs::remove_file(dir.join(journal)).unwrap();
+    let store = EdgeStore::open(&options(&dir, 4)).unwrap();
+    (copy, store)
 }
 
 /// Access records are durable through the journal: a store that crashed
@@ -228,16 +228,12 @@ async fn access_records_survive_a_crash_through_the_journal() {
     let dir = tempfile::tempdir().unwrap();
     let store = EdgeStore::open(&options(dir.path(), 4)).unwrap();
     for at in 0..40 {
-        store.append_access(access_record(if at % 4 == 0 { "bo" } else { "al" }, at, 3)).await.unwrap();
+        store.append_access(crate::common::access_record(if at % 4 == 0 { "bo" } else { "al" }, at, 3)).await.unwrap();
     }
     assert!(std::fs::metadata(dir.path().join("access.journal")).unwrap().len() > 0, "the records wait in the journal");
     let (_keep, crashed) = crash(store, dir.path()).await;
 
-    let bare = tempfile::tempdir().unwrap();
-    let status = std::process::Command::new("cp").arg("-a").arg(&crashed).arg(bare.path().join("d")).status().unwrap();
-    assert!(status.success());
-    std::fs::remove_file(bare.path().join("d/access.journal")).unwrap();
-    let shard_only = EdgeStore::open(&options(&bare.path().join("d"), 4)).unwrap();
+    let (_bare, shard_only) = shards_alone(&crashed, "access.journal");
     let kept = shard_only.access_log("al".into(), 100).await.unwrap().len();
     shard_only.close();
 
@@ -261,13 +257,13 @@ async fn erased_access_records_do_not_come_back_from_the_journal() {
     let dir = tempfile::tempdir().unwrap();
     let store = EdgeStore::open(&options(dir.path(), 4)).unwrap();
     for at in 0..10 {
-        store.append_access(access_record("erased-person", at, 2)).await.unwrap();
-        store.append_access(access_record("kept-person", at, 2)).await.unwrap();
+        store.append_access(crate::common::access_record("erased-person", at, 2)).await.unwrap();
+        store.append_access(crate::common::access_record("kept-person", at, 2)).await.unwrap();
     }
     assert_eq!(store.delete_access("erased-person".into()).await.unwrap(), 10);
     let bytes = std::fs::read(dir.path().join("access.journal")).unwrap();
     assert!(!bytes.windows(13).any(|w| w == b"erased-person"), "the journal holds no copy");
-    store.append_access(access_record("kept-person", 99, 2)).await.unwrap();
+    store.append_access(crate::common::access_record("kept-person", 99, 2)).await.unwrap();
     let (_keep, crashed) = crash(store, dir.path()).await;
 
     let store = EdgeStore::open(&options(&crashed, 4)).unwrap();
@@ -285,7 +281,7 @@ async fn the_access_journal_is_checkpointed_when_it_grows() {
     let journal = dir.path().join("access.journal");
     // ~90 KB per record: 80 records are ~7 MiB, well past the limit.
     for at in 0..80 {
-        store.append_access(access_record("heavy-reader", at, 1500)).await.unwrap();
+        store.append_access(crate::common::access_record("heavy-reader", at, 1500)).await.unwrap();
     }
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while std::fs::metadata(&journal).unwrap().len() >= 4 << 20 {
@@ -324,7 +320,7 @@ async fn the_wal_is_trimmed_and_the_store_stays_whole() {
     let store = EdgeStore::open(&options(dir.path(), 4)).unwrap();
     store.upsert(vec![point("u1", "kept", vec![1.0, 0.0, 0.0, 0.0])]).await.unwrap();
     for at in 0..1100 {
-        store.append_access(access_record("heavy-reader", at, 1500)).await.unwrap();
+        store.append_access(crate::common::access_record("heavy-reader", at, 1500)).await.unwrap();
     }
     store.flush().await.unwrap();
     let (bytes, closed) = wal_files(&dir.path().join("access"));
@@ -383,11 +379,7 @@ async fn events_survive_a_crash_through_the_journal_and_deletes_hold() {
     store.upsert(vec![kayak]).await.unwrap();
     let (_keep, crashed) = crash(store, dir.path()).await;
 
-    let bare = tempfile::tempdir().unwrap();
-    let status = std::process::Command::new("cp").arg("-a").arg(&crashed).arg(bare.path().join("d")).status().unwrap();
-    assert!(status.success());
-    std::fs::remove_file(bare.path().join("d/activity.journal")).unwrap();
-    let shard_only = EdgeStore::open(&options(&bare.path().join("d"), 4)).unwrap();
+    let (_bare, shard_only) = shards_alone(&crashed, "activity.journal");
     let kept = shard_only.count(Scope::whole_user("u1")).await.unwrap();
     let old = shard_only.scroll(Scope::whole_user("u1"), None, 100).await.unwrap();
     let old_e0 = old.records.iter().find(|(_, r)| r.event.event_id == "e0").map(|(_, r)| r.text.clone());
