@@ -56,6 +56,10 @@ pub(super) const CHECKPOINT_BYTES: u64 = 4 << 20;
 /// No frame is larger (an access record lists at most a few hundred ids).
 const MAX_FRAME: usize = 64 << 20;
 
+fn join_error(e: tokio::task::JoinError) -> StoreError {
+    StoreError::Backend { operation: "blocking task", message: e.to_string() }
+}
+
 fn io(operation: &'static str) -> impl Fn(std::io::Error) -> StoreError {
     move |e| StoreError::Backend { operation, message: e.to_string() }
 }
@@ -197,7 +201,7 @@ impl Journal {
                 path = %path.display(),
                 kept = entries.len(),
                 dropped_bytes = bytes.len() - valid,
-                "access journal: cut a torn tail (writes that were never acknowledged)"
+                "journal: cut a torn tail (writes that were never acknowledged)"
             );
             file.set_len(valid as u64).map_err(io("truncate journal"))?;
             file.sync_all().map_err(io("sync journal"))?;
@@ -237,7 +241,7 @@ impl Journal {
                 Ok::<_, StoreError>((inner.written.fetch_add(1, Ordering::SeqCst) + 1, pending))
             })
             .await
-            .map_err(|e| StoreError::Backend { operation: "blocking task", message: e.to_string() })??
+            .map_err(join_error)??
         };
         let mut durable = self.inner.durable.lock().await;
         if *durable >= mine {
@@ -248,7 +252,7 @@ impl Journal {
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || inner.syncer.sync_data().map_err(io("sync journal")))
             .await
-            .map_err(|e| StoreError::Backend { operation: "blocking task", message: e.to_string() })??;
+            .map_err(join_error)??;
         *durable = covered;
         Ok(pending)
     }
@@ -261,9 +265,7 @@ impl Journal {
     {
         let mut durable = self.inner.durable.lock().await;
         let inner = Arc::clone(&self.inner);
-        let covered = tokio::task::spawn_blocking(move || inner.checkpoint(flush))
-            .await
-            .map_err(|e| StoreError::Backend { operation: "blocking task", message: e.to_string() })??;
+        let covered = tokio::task::spawn_blocking(move || inner.checkpoint(flush)).await.map_err(join_error)??;
         *durable = (*durable).max(covered);
         Ok(())
     }

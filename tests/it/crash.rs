@@ -144,8 +144,8 @@ async fn sigterm_drains_calls_in_flight_and_exits_zero() {
 
 /// Every answered GetContext has its access record after `kill -9`. The
 /// record is made durable by the access journal, not by a shard flush, so
-/// this is the test that catches a journal that is not synced or not
-/// replayed. Each call is for its own person (unknown people get an empty
+/// this is the test that catches a journal that is not replayed (a missing
+/// `fdatasync` needs a machine crash to show, which kill -9 is not). Each call is for its own person (unknown people get an empty
 /// answer, and the call is still logged), so each acknowledged call must
 /// leave exactly one record.
 #[tokio::test(flavor = "multi_thread")]
