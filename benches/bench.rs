@@ -119,7 +119,7 @@ fn embed(args: EmbedArgs) -> Result<()> {
     let mut options = args.model.candle_options();
     options.threads = args.threads;
     let mut model = if args.unverified_model {
-        context_engine::embed::candle::CandleEmbedder::load(&options)?
+        context_engine::embed::BertEmbedder::load(&options)?
     } else {
         context_engine::app::load_embedder_with(&options)?
     };

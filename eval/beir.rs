@@ -281,7 +281,7 @@ mod tests {
     /// The real SciFact copy, when this checkout has it next door.
     #[test]
     fn scifact_when_present() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets/scifact");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets/scifact");
         if !dir.exists() {
             use std::io::Write;
             let _ = writeln!(std::io::stderr(), "skipped: {} not found", dir.display());

@@ -1,14 +1,14 @@
 //! The engine as the evaluation drives it: built in process by the library's
-//! composition root (the same candle model, Qdrant Edge store, ranking and
+//! composition root (the same embedding model, Qdrant Edge store, ranking and
 //! rendering as the service), plus the run metadata every report carries.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
 use anyhow::Context;
 use context_engine::app::{self, App, AppConfig};
-use context_engine::embed::candle::DeviceChoice;
+use context_engine::embed::ModelOptions;
 use context_engine::engine::Engine;
 use context_engine::rank::RankingOptions;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -16,8 +16,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 /// Options shared by every run.
 #[derive(Debug, Clone)]
 pub struct EngineArgs {
-    pub model_dir: PathBuf,
-    pub device: DeviceChoice,
+    /// The embedding model and how it runs.
+    pub model: ModelOptions,
     /// Server-side ranking defaults the run uses (the service's unless set).
     pub ranking: RankingOptions,
 }
@@ -36,8 +36,8 @@ impl EvalEngine {
         bm25_avg_len: f64,
         max_tokens: usize,
     ) -> anyhow::Result<Self> {
-        let mut config = AppConfig::new(&args.model_dir, data_dir);
-        config.device = args.device;
+        let mut config = AppConfig::new(&args.model.model_dir, data_dir);
+        config.model = args.model.clone();
         config.bm25_avg_len = bm25_avg_len;
         config.engine.limits.max_tokens = max_tokens.max(config.engine.limits.max_tokens);
         config.engine.ranking = args.ranking;

@@ -24,10 +24,10 @@ mod smoke;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
+use context_engine::config::ModelArgs;
 use context_engine::domain::RetrievalMode;
-use context_engine::embed::candle::DeviceChoice;
-use context_engine::rank::{Fusion, RankingOptions};
+use context_engine::rank::{Fusion, FusionKind, RankingOptions};
 
 use engine::EngineArgs;
 
@@ -56,16 +56,16 @@ enum Command {
 
 #[derive(Debug, Clone, Args)]
 struct Common {
-    #[arg(long, env = "CONTEXT_ENGINE_MODEL_DIR", default_value = "models/all-MiniLM-L6-v2")]
-    model_dir: PathBuf,
-    #[arg(long, env = "CONTEXT_ENGINE_DEVICE", value_enum, default_value = "auto")]
-    device: DeviceChoice,
+    /// The embedding model, with the server's flags (folder, device, CPU
+    /// kernels, precision, threads).
+    #[command(flatten)]
+    model: ModelArgs,
     /// Where reports and plots go.
     #[arg(long, default_value = "eval/results")]
     out: PathBuf,
     /// Hybrid fusion of the engine under test (default: the service's, convex).
     #[arg(long, value_enum)]
-    fusion: Option<FusionArg>,
+    fusion: Option<FusionKind>,
     /// Dense weight for `--fusion convex`.
     #[arg(long, default_value_t = 0.7)]
     dense_weight: f32,
@@ -75,19 +75,6 @@ struct Common {
     /// MMR diversity default of the engine under test.
     #[arg(long)]
     diversity: Option<f32>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum FusionArg {
-    Rrf,
-    Convex,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum ModeArg {
-    Dense,
-    Sparse,
-    Hybrid,
 }
 
 #[derive(Debug, Args)]
@@ -100,7 +87,7 @@ struct BeirCmd {
     #[arg(long, default_value = "test")]
     split: String,
     #[arg(long, value_enum, value_delimiter = ',', default_value = "dense,sparse,hybrid")]
-    modes: Vec<ModeArg>,
+    modes: Vec<RetrievalMode>,
     /// Only the first N judged queries.
     #[arg(long)]
     max_queries: Option<usize>,
@@ -140,8 +127,8 @@ fn engine_args(c: &Common) -> anyhow::Result<EngineArgs> {
     unit("dense-weight", c.dense_weight)?;
     let mut ranking = RankingOptions::default();
     match c.fusion {
-        Some(FusionArg::Rrf) => ranking.fusion = Fusion::Rrf { k: 60.0 },
-        Some(FusionArg::Convex) => ranking.fusion = Fusion::Convex { dense_weight: c.dense_weight },
+        Some(FusionKind::Rrf) => ranking.fusion = Fusion::Rrf { k: 60.0 },
+        Some(FusionKind::Convex) => ranking.fusion = Fusion::Convex { dense_weight: c.dense_weight },
         None => {}
     }
     if let Some(floor) = c.recency_floor {
@@ -150,7 +137,7 @@ fn engine_args(c: &Common) -> anyhow::Result<EngineArgs> {
     if let Some(diversity) = c.diversity {
         ranking.diversity = unit("diversity", diversity)?;
     }
-    Ok(EngineArgs { model_dir: c.model_dir.clone(), device: c.device, ranking })
+    Ok(EngineArgs { model: c.model.options(), ranking })
 }
 
 /// Writes the report, its Markdown and its plots; prints where.
@@ -183,15 +170,7 @@ fn main() -> anyhow::Result<()> {
             let args = run_beir::BeirArgs {
                 dataset: cmd.dataset,
                 split: cmd.split,
-                modes: cmd
-                    .modes
-                    .iter()
-                    .map(|m| match m {
-                        ModeArg::Dense => RetrievalMode::Dense,
-                        ModeArg::Sparse => RetrievalMode::Sparse,
-                        ModeArg::Hybrid => RetrievalMode::Hybrid,
-                    })
-                    .collect(),
+                modes: cmd.modes,
                 max_queries: cmd.max_queries,
                 max_docs: cmd.max_docs,
                 cache_dir: cmd.cache_dir,

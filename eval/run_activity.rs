@@ -244,7 +244,7 @@ pub async fn run(args: &ActivityArgs, engine_args: &EngineArgs) -> anyhow::Resul
     if tally.rejected_ldu != stats.ldu_events {
         bail!("{} LDU events were refused, the generator made {}", tally.rejected_ldu, stats.ldu_events);
     }
-    let counter = HfTokenCounter::load(&engine_args.model_dir.join("tokenizer.json"))?;
+    let counter = HfTokenCounter::load(&engine_args.model.model_dir.join("tokenizer.json"))?;
     let queries: Vec<&LabeledQuery> = dataset.users.iter().flat_map(|u| &u.queries).collect();
     let carried = payload_in_sentence(&dataset);
 

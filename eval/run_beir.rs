@@ -74,11 +74,14 @@ fn avg_len(dataset: &BeirDataset) -> f64 {
 /// Bump when what is indexed per document changes (text, event shape).
 const CACHE_FORMAT: &str = "beir-cache-v1";
 
-/// A cache folder per dataset, model and exact document set (ids and the
-/// texts embedded), so a changed corpus never reuses stale vectors.
-fn cache_dir(args: &BeirArgs, dataset: &BeirDataset, model: &str) -> PathBuf {
+/// A cache folder per dataset, model, forward pass and exact document set
+/// (ids and the texts embedded), so a changed corpus, device, kernel or
+/// precision never reuses vectors another forward pass computed.
+fn cache_dir(args: &BeirArgs, dataset: &BeirDataset, model: &str, forward: &str) -> PathBuf {
     let mut hash = Sha256::new();
     hash.update(CACHE_FORMAT.as_bytes());
+    hash.update(forward.as_bytes());
+    hash.update([0]);
     for doc in &dataset.docs {
         hash.update(doc.id.as_bytes());
         hash.update([0]);
@@ -88,6 +91,20 @@ fn cache_dir(args: &BeirArgs, dataset: &BeirDataset, model: &str) -> PathBuf {
     let fingerprint = hex::encode(&hash.finalize()[..6]);
     let model = model.replace(|c: char| !c.is_ascii_alphanumeric(), "-");
     args.cache_dir.join(format!("{}-{}-{}docs-{fingerprint}", dataset.name, model, dataset.docs.len()))
+}
+
+/// What computes the vectors, for the cache key: device, kernels (BLAS or
+/// packed, and which CPU path) and precision, as the loaded model reports
+/// them, without the thread count (threads do not change the vectors).
+async fn forward_pass(engine_args: &EngineArgs) -> anyhow::Result<String> {
+    let options = engine_args.model.clone();
+    let embedder = tokio::task::spawn_blocking(move || context_engine::app::load_embedder_with(&options)).await??;
+    let backend = embedder.backend();
+    let forward = match backend.rsplit_once(", ") {
+        Some((head, tail)) if tail.ends_with(" threads") => head.to_string(),
+        _ => backend,
+    };
+    Ok(format!("{forward} / {:?}", engine_args.model.cpu_precision))
 }
 
 fn request(query: &str, mode: RetrievalMode, exact: bool) -> ContextRequest {
@@ -120,7 +137,8 @@ pub async fn run(args: &BeirArgs, engine_args: &EngineArgs) -> anyhow::Result<Re
     let source = format!("beir-{}", dataset.name.replace(|c: char| !c.is_ascii_alphanumeric(), "-"));
     let avg_len = avg_len(&dataset);
     let model = "all-MiniLM-L6-v2";
-    let dir = cache_dir(args, &dataset, model);
+    let forward = forward_pass(engine_args).await?;
+    let dir = cache_dir(args, &dataset, model, &forward);
     eprintln!(
         "{}: {} documents (bm25 avg_len {avg_len}), {} queries; store {}",
         dataset.name,

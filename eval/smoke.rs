@@ -9,13 +9,15 @@ use crate::engine::EngineArgs;
 use crate::generator::GenConfig;
 use crate::{run_activity, run_beir};
 use context_engine::domain::RetrievalMode;
-use context_engine::embed::candle::DeviceChoice;
+use context_engine::embed::{DeviceChoice, ModelOptions};
 
 fn engine_args() -> EngineArgs {
     let model_dir = std::env::var_os("CONTEXT_ENGINE_MODEL_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/all-MiniLM-L6-v2"));
-    EngineArgs { model_dir, device: DeviceChoice::Cpu, ranking: Default::default() }
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/all-MiniLM-L6-v2"));
+    let mut model = ModelOptions::new(model_dir);
+    model.device = DeviceChoice::Cpu;
+    EngineArgs { model, ranking: Default::default() }
 }
 
 fn metric(report: &crate::report::Report, mode: &str, name: &str) -> f64 {
@@ -54,7 +56,7 @@ async fn activity_benchmark_small() {
 async fn scifact_subset() {
     let shared = std::env::var_os("CONTEXT_ENGINE_SHARED_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"));
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
     let dataset = shared.join("datasets/scifact");
     if !dataset.join("corpus.jsonl").exists() {
         // Straight to stderr, past the test harness's output capture.
@@ -81,7 +83,12 @@ async fn scifact_subset() {
         let ndcg = metric(&report, mode, "ndcg@10");
         println!("scifact subset (30 queries, 300 docs): {mode} nDCG@10 {ndcg:.4}");
         assert!((0.5..=1.0).contains(&ndcg), "{mode}: nDCG@10 {ndcg}");
-        assert!(metric(&report, mode, "recall@100") >= metric(&report, mode, "recall@10"));
+        // 100 of 300 documents: a retriever that works finds nearly every
+        // judged one (a broken filter, vector or BM25 path does not).
+        let (r10, r100) = (metric(&report, mode, "recall@10"), metric(&report, mode, "recall@100"));
+        println!("scifact subset: {mode} recall@10 {r10:.4} recall@100 {r100:.4}");
+        assert!(r10 >= 0.6, "{mode}: recall@10 {r10}");
+        assert!(r100 >= 0.85, "{mode}: recall@100 {r100}");
     }
     assert!(metric(&report, "dense", "ann_recall@100") > 0.95);
 }

@@ -17,4 +17,29 @@ if [ ! -f "$shared/reference/minilm_reference.jsonl" ]; then
 fi
 cargo fmt --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
+# A real Qdrant server for the server half of the store tests (conformance,
+# Edge <-> server parity, migration), when ../shared carries one and the
+# caller did not point QDRANT_URL at their own server or cluster. Free
+# ports, a temporary storage directory, stopped on exit.
+qdrant_start="$shared/tools/qdrant/start.sh"
+if [ -z "${QDRANT_URL:-}" ] && [ -f "$qdrant_start" ]; then
+  qdrant_dir="$(mktemp -d "${TMPDIR:-/tmp}/context-engine-qdrant.XXXXXX")"
+  read -r qdrant_http qdrant_grpc < <(python3 -c 'import socket
+s=[socket.socket() for _ in range(2)]
+[x.bind(("127.0.0.1",0)) for x in s]
+print(*[x.getsockname()[1] for x in s])')
+  qdrant_pid="$(bash "$qdrant_start" "$qdrant_dir" "$qdrant_http" "$qdrant_grpc")"
+  stop_qdrant() {
+    kill "$qdrant_pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$qdrant_pid" 2>/dev/null || break; sleep 0.2; done
+    rm -rf "$qdrant_dir"
+  }
+  trap stop_qdrant EXIT
+  export QDRANT_URL="http://127.0.0.1:$qdrant_grpc"
+  echo "qdrant: server 1.18.3 (pid $qdrant_pid) on $QDRANT_URL for the server tests"
+elif [ -n "${QDRANT_URL:-}" ]; then
+  echo "qdrant: server tests run against QDRANT_URL=$QDRANT_URL"
+else
+  echo "note: $qdrant_start not found and QDRANT_URL not set: the Qdrant-server tests will print skip lines (README: Test data)"
+fi
 cargo test --locked --workspace "$@"

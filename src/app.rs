@@ -1,12 +1,11 @@
-//! Composition root: the only place that names concrete backends (candle,
-//! Qdrant Edge). Everything it returns is seen by the rest of the program
+//! Composition root: the only place that names concrete backends (the BERT
+//! embedder, Qdrant Edge or a Qdrant server). Everything it returns is seen by the rest of the program
 //! through traits and the [`Engine`].
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::embed::candle::{CandleEmbedder, CandleOptions, CpuKernels, CpuPrecision, DeviceChoice};
-use crate::embed::{BatchConfig, EmbedError, EmbedHandle};
+use crate::embed::{BatchConfig, BertEmbedder, DeviceChoice, EmbedError, EmbedHandle, ModelOptions};
 use crate::engine::{Engine, EngineConfig};
 use crate::model_files::{self, ModelFilesError};
 use crate::store::{
@@ -68,13 +67,8 @@ pub fn open_store(
 /// Everything `build` needs.
 #[derive(Debug, Clone)]
 pub struct AppConfig {
-    pub model_dir: PathBuf,
-    pub device: DeviceChoice,
-    pub cpu_kernels: CpuKernels,
-    pub cpu_precision: CpuPrecision,
-    /// Threads of the CPU forward pass (0 = every core).
-    pub embed_threads: usize,
-    pub blas_library: Option<String>,
+    /// The embedding model: folder, device, kernels, precision, threads.
+    pub model: ModelOptions,
     pub data_dir: PathBuf,
     pub store: StoreConfig,
     pub batch: BatchConfig,
@@ -90,12 +84,7 @@ impl AppConfig {
     /// Defaults for everything but the two folders.
     pub fn new(model_dir: impl Into<PathBuf>, data_dir: impl Into<PathBuf>) -> Self {
         Self {
-            model_dir: model_dir.into(),
-            device: DeviceChoice::Auto,
-            cpu_kernels: CpuKernels::Auto,
-            cpu_precision: CpuPrecision::Auto,
-            embed_threads: 0,
-            blas_library: None,
+            model: ModelOptions::new(model_dir),
             data_dir: data_dir.into(),
             store: StoreConfig::Edge,
             batch: BatchConfig::default(),
@@ -115,34 +104,29 @@ pub struct App {
 
 /// Verifies the model files against the manifest, then loads the model with
 /// default kernels and threads.
-pub fn load_embedder(model_dir: &Path, device: DeviceChoice) -> Result<CandleEmbedder, AppError> {
-    let mut options = CandleOptions::new(model_dir);
+pub fn load_embedder(model_dir: &Path, device: DeviceChoice) -> Result<BertEmbedder, AppError> {
+    let mut options = ModelOptions::new(model_dir);
     options.device = device;
     load_embedder_with(&options)
 }
 
 /// Verifies the model files against the manifest, then loads the model.
-pub fn load_embedder_with(options: &CandleOptions) -> Result<CandleEmbedder, AppError> {
+pub fn load_embedder_with(options: &ModelOptions) -> Result<BertEmbedder, AppError> {
     model_files::verify(&options.model_dir)?;
-    let embedder = CandleEmbedder::load(options)?;
+    let embedder = BertEmbedder::load(options)?;
     tracing::info!(backend = %embedder.backend(), "embedding model loaded");
     Ok(embedder)
 }
 
-/// Builds an engine on candle + Qdrant Edge. Blocking (model load, store open).
+/// Builds an engine on the BERT embedder and the configured store. Blocking
+/// (model load, store open).
 pub fn build(config: &AppConfig) -> Result<App, AppError> {
-    let mut options = CandleOptions::new(&config.model_dir);
-    options.device = config.device;
-    options.cpu_kernels = config.cpu_kernels;
-    options.cpu_precision = config.cpu_precision;
-    options.threads = config.embed_threads;
-    options.blas_library = config.blas_library.clone();
-    let embedder = load_embedder_with(&options)?;
+    let embedder = load_embedder_with(&config.model)?;
     let model_id = crate::embed::Embedder::model_id(&embedder).to_string();
     let dimension = crate::embed::Embedder::dimension(&embedder);
     let counter = match &config.budget_tokenizer {
         Some(path) => HfTokenCounter::load(path)?,
-        None => HfTokenCounter::load(&config.model_dir.join("tokenizer.json"))?,
+        None => HfTokenCounter::load(&config.model.model_dir.join("tokenizer.json"))?,
     };
     let manifest = StoreManifest::current(model_id, dimension, config.bm25_avg_len);
     let store = open_store(&config.store, &config.data_dir, &manifest)?;

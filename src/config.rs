@@ -10,9 +10,8 @@ use clap::{Args, Parser, Subcommand};
 use crate::api::ApiKeys;
 use crate::app::AppConfig;
 use crate::domain::{ConsentState, Purpose, RetrievalMode};
-use crate::embed::candle::{CpuKernels, CpuPrecision, DeviceChoice};
-use crate::embed::BatchConfig;
-use crate::rank::Fusion;
+use crate::embed::{BatchConfig, CpuKernels, CpuPrecision, DeviceChoice, ModelOptions};
+use crate::rank::{Fusion, FusionKind};
 use crate::render::InjectionPolicy;
 
 #[derive(Debug, Parser)]
@@ -61,17 +60,31 @@ pub struct ModelArgs {
     /// BLAS shared library to open (default: libopenblas.so.0, then MKL, BLIS).
     #[arg(long, env = "CONTEXT_ENGINE_BLAS_LIBRARY")]
     pub blas_library: Option<String>,
+    /// Kernel tuning, for measurement: products with at most this many rows
+    /// use the packed kernels instead of BLAS.
+    #[arg(long, env = "BERT_CPU_PACKED_MAX_ROWS", hide = true, default_value_t = bert_cpu_defaults().tuning.packed_max_rows)]
+    pub cpu_packed_max_rows: usize,
+    /// Kernel tuning, for measurement: batches of at most this many tokens
+    /// run on one thread.
+    #[arg(long, env = "BERT_CPU_SERIAL_MAX_TOKENS", hide = true, default_value_t = bert_cpu_defaults().tuning.serial_max_tokens)]
+    pub cpu_serial_max_tokens: usize,
+}
+
+fn bert_cpu_defaults() -> ModelOptions {
+    ModelOptions::new("")
 }
 
 impl ModelArgs {
     /// Loading options for these flags.
-    pub fn candle_options(&self) -> crate::embed::candle::CandleOptions {
-        let mut options = crate::embed::candle::CandleOptions::new(&self.model_dir);
+    pub fn options(&self) -> ModelOptions {
+        let mut options = ModelOptions::new(&self.model_dir);
         options.device = self.device;
         options.cpu_kernels = self.cpu_kernels;
         options.cpu_precision = self.cpu_precision;
         options.threads = self.embed_threads;
         options.blas_library = self.blas_library.clone();
+        options.tuning.packed_max_rows = self.cpu_packed_max_rows;
+        options.tuning.serial_max_tokens = self.cpu_serial_max_tokens;
         options
     }
 }
@@ -226,10 +239,10 @@ pub struct RankingArgs {
     pub default_max_tokens: usize,
     /// Candidate lists searched.
     #[arg(long, env = "CONTEXT_ENGINE_RETRIEVAL_MODE", value_enum, default_value = "hybrid")]
-    pub retrieval_mode: ModeArg,
+    pub retrieval_mode: RetrievalMode,
     /// How hybrid mode fuses the dense and sparse lists.
     #[arg(long, env = "CONTEXT_ENGINE_FUSION", value_enum, default_value = "convex")]
-    pub fusion: FusionArg,
+    pub fusion: FusionKind,
     /// Weight of the dense score under `--fusion convex`, in [0, 1].
     #[arg(long, env = "CONTEXT_ENGINE_DENSE_WEIGHT", default_value_t = 0.7)]
     pub dense_weight: f32,
@@ -245,45 +258,7 @@ pub struct RankingArgs {
     /// Snippets whose untrusted text reads like instructions are dropped, or
     /// kept neutralised and flagged.
     #[arg(long, env = "CONTEXT_ENGINE_INJECTION_POLICY", value_enum, default_value = "drop")]
-    pub injection_policy: PolicyArg,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ModeArg {
-    Dense,
-    Sparse,
-    Hybrid,
-}
-
-impl From<ModeArg> for RetrievalMode {
-    fn from(m: ModeArg) -> Self {
-        match m {
-            ModeArg::Dense => RetrievalMode::Dense,
-            ModeArg::Sparse => RetrievalMode::Sparse,
-            ModeArg::Hybrid => RetrievalMode::Hybrid,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum FusionArg {
-    Rrf,
-    Convex,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum PolicyArg {
-    Drop,
-    Neutralize,
-}
-
-impl From<PolicyArg> for InjectionPolicy {
-    fn from(p: PolicyArg) -> Self {
-        match p {
-            PolicyArg::Drop => InjectionPolicy::Drop,
-            PolicyArg::Neutralize => InjectionPolicy::Neutralize,
-        }
-    }
+    pub injection_policy: InjectionPolicy,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -327,43 +302,13 @@ pub struct QueryArgs {
     pub show_rendered: bool,
     /// What the context is for.
     #[arg(long, env = "CONTEXT_ENGINE_PURPOSE", value_enum, default_value = "chat-assistant")]
-    pub purpose: PurposeArg,
+    pub purpose: Purpose,
     /// Send the same request this many more times on one connection and
     /// print latency percentiles (a quick check, not a benchmark).
     #[arg(long, env = "CONTEXT_ENGINE_QUERY_REPEAT", default_value_t = 0)]
     pub repeat: usize,
     /// The chat turn.
     pub text: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum PurposeArg {
-    ChatAssistant,
-    FeedRanking,
-}
-
-impl From<PurposeArg> for Purpose {
-    fn from(p: PurposeArg) -> Self {
-        match p {
-            PurposeArg::ChatAssistant => Purpose::ChatAssistant,
-            PurposeArg::FeedRanking => Purpose::FeedRanking,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum StateArg {
-    Granted,
-    Revoked,
-}
-
-impl From<StateArg> for ConsentState {
-    fn from(s: StateArg) -> Self {
-        match s {
-            StateArg::Granted => ConsentState::Granted,
-            StateArg::Revoked => ConsentState::Revoked,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -379,9 +324,9 @@ pub struct ConsentArgs {
     #[arg(long, env = "CONTEXT_ENGINE_CONSENT_SOURCE", requires = "user")]
     pub source: Option<String>,
     #[arg(long, env = "CONTEXT_ENGINE_CONSENT_PURPOSE", value_enum, default_value = "chat-assistant")]
-    pub purpose: PurposeArg,
+    pub purpose: Purpose,
     #[arg(long, env = "CONTEXT_ENGINE_CONSENT_STATE", value_enum, default_value = "granted")]
-    pub state: StateArg,
+    pub state: ConsentState,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -452,16 +397,12 @@ impl TryFrom<ServeArgs> for ServeConfig {
                 Err(ConfigError { flag, message: format!("expected a number in [0, 1], got {v}") })
             }
         };
-        let mut app = AppConfig::new(a.model.model_dir, a.data_dir);
+        let mut app = AppConfig::new(&a.model.model_dir, a.data_dir);
         app.store = match a.store {
             StoreKind::Edge => crate::app::StoreConfig::Edge,
             StoreKind::Qdrant => crate::app::StoreConfig::Qdrant(a.qdrant.config(None)?),
         };
-        app.device = a.model.device;
-        app.cpu_kernels = a.model.cpu_kernels;
-        app.cpu_precision = a.model.cpu_precision;
-        app.embed_threads = a.model.embed_threads;
-        app.blas_library = a.model.blas_library.clone();
+        app.model = a.model.options();
         app.batch = BatchConfig { queue_capacity: a.embed_queue, max_batch_texts: a.embed_batch };
         app.engine.query_cache = a.query_cache;
         app.budget_tokenizer = r.budget_tokenizer.clone();
@@ -474,15 +415,15 @@ impl TryFrom<ServeArgs> for ServeConfig {
         }
         limits.default_max_tokens = r.default_max_tokens;
         let ranking = &mut app.engine.ranking;
-        ranking.mode = r.retrieval_mode.into();
+        ranking.mode = r.retrieval_mode;
         ranking.fusion = match r.fusion {
-            FusionArg::Rrf => Fusion::Rrf { k: 60.0 },
-            FusionArg::Convex => Fusion::Convex { dense_weight: unit("dense-weight", r.dense_weight)? },
+            FusionKind::Rrf => Fusion::Rrf { k: 60.0 },
+            FusionKind::Convex => Fusion::Convex { dense_weight: unit("dense-weight", r.dense_weight)? },
         };
         ranking.recency = r.recency;
         ranking.recency_floor = unit("recency-floor", r.recency_floor)?;
         ranking.diversity = unit("diversity", r.diversity)?;
-        ranking.injection_policy = r.injection_policy.into();
+        ranking.injection_policy = r.injection_policy;
         Ok(Self {
             keys,
             listen: a.listen,

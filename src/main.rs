@@ -48,7 +48,7 @@ async fn serve(config: ServeConfig) -> Result<()> {
     let app_config = config.app.clone();
     let app = tokio::task::spawn_blocking(move || context_engine::app::build(&app_config))
         .await?
-        .with_context(|| format!("cannot start the engine (model {})", config.app.model_dir.display()))?;
+        .with_context(|| format!("cannot start the engine (model {})", config.app.model.model_dir.display()))?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -120,7 +120,7 @@ async fn migrate(args: MigrateArgs) -> Result<()> {
     let qdrant = args.qdrant.config(Some("http://endpoint-url")).map_err(anyhow::Error::msg)?;
     let source_manifest = migrate::read_manifest(&from, &qdrant).await.with_context(|| format!("reading {from}"))?;
     let (reembed, manifest) = if args.reembed {
-        let options = args.model.candle_options();
+        let options = args.model.options();
         let embedder = tokio::task::spawn_blocking(move || context_engine::app::load_embedder_with(&options)).await??;
         let manifest = StoreManifest::current(embedder.model_id(), embedder.dimension(), source_manifest.bm25_avg_len);
         let handle = context_engine::embed::EmbedHandle::spawn(Box::new(embedder), Default::default())?;
@@ -344,7 +344,7 @@ async fn query(args: QueryArgs) -> Result<()> {
 }
 
 fn embed(args: EmbedArgs) -> Result<()> {
-    let mut embedder = context_engine::app::load_embedder_with(&args.model.candle_options())?;
+    let mut embedder = context_engine::app::load_embedder_with(&args.model.options())?;
     let stdin = std::io::stdin();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut batch: Vec<String> = Vec::new();

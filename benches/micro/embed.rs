@@ -4,13 +4,14 @@
 //!
 //! `cargo bench --profile dev --bench embed` (see benches/README.md).
 
-use context_engine::embed::candle::{CandleOptions, CpuKernels, CpuPrecision, DeviceChoice};
 use context_engine::embed::Embedder;
+use context_engine::embed::{CpuKernels, CpuPrecision, DeviceChoice, ModelOptions};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
-fn model() -> context_engine::embed::candle::CandleEmbedder {
-    let dir = std::env::var("CONTEXT_ENGINE_MODEL_DIR").unwrap_or_else(|_| "models/all-MiniLM-L6-v2".into());
-    let mut options = CandleOptions::new(dir);
+fn model() -> context_engine::embed::BertEmbedder {
+    let dir = std::env::var("CONTEXT_ENGINE_MODEL_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../models/all-MiniLM-L6-v2").into());
+    let mut options = ModelOptions::new(dir);
     options.device = DeviceChoice::Cpu;
     options.threads = std::env::var("CONTEXT_ENGINE_EMBED_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
     options.cpu_precision = match std::env::var("CONTEXT_ENGINE_CPU_PRECISION").as_deref() {

@@ -50,7 +50,8 @@ fn candidates(n: usize, now: i64) -> Vec<Candidate> {
 }
 
 fn bench(c: &mut Criterion) {
-    let dir = std::env::var("CONTEXT_ENGINE_MODEL_DIR").unwrap_or_else(|_| "models/all-MiniLM-L6-v2".into());
+    let dir = std::env::var("CONTEXT_ENGINE_MODEL_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../models/all-MiniLM-L6-v2").into());
     let counter = HfTokenCounter::load(&std::path::Path::new(&dir).join("tokenizer.json")).expect("tokenizer");
     let now = 1_800_000_000;
     let options = RankingOptions::default();

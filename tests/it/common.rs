@@ -7,7 +7,7 @@ use std::sync::Arc;
 use context_engine::api::{ApiKeys, BearerKey};
 use context_engine::app::{self, App, AppConfig};
 use context_engine::domain::{ConsentState, Purpose};
-use context_engine::embed::candle::DeviceChoice;
+use context_engine::embed::DeviceChoice;
 use context_engine::engine::Engine;
 use context_engine::pb;
 use context_engine::pb::context_engine_client::ContextEngineClient;
@@ -57,7 +57,7 @@ pub fn skip(why: &str) {
 /// The engine configuration tests run with (CPU, default ranking).
 pub fn app_config(data_dir: &std::path::Path) -> AppConfig {
     let mut config = AppConfig::new(model_dir(), data_dir);
-    config.device = DeviceChoice::Cpu;
+    config.model.device = DeviceChoice::Cpu;
     config
 }
 

@@ -116,7 +116,7 @@ fn fixture() -> Fixture {
     ];
     let texts: Vec<String> = events.iter().map(context_engine::verbalize::verbalize).collect();
     let mut embedder =
-        context_engine::app::load_embedder(&model_dir(), context_engine::embed::candle::DeviceChoice::Cpu).unwrap();
+        context_engine::app::load_embedder(&model_dir(), context_engine::embed::DeviceChoice::Cpu).unwrap();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let vectors = embedder.embed(&refs).unwrap();
     let points = events
@@ -134,7 +134,7 @@ fn fixture() -> Fixture {
 
 fn query_vector(text: &str) -> Vec<f32> {
     let mut embedder =
-        context_engine::app::load_embedder(&model_dir(), context_engine::embed::candle::DeviceChoice::Cpu).unwrap();
+        context_engine::app::load_embedder(&model_dir(), context_engine::embed::DeviceChoice::Cpu).unwrap();
     embedder.embed(&[text]).unwrap().pop().unwrap()
 }
 
@@ -373,7 +373,7 @@ async fn migration_copies_verifies_and_reembeds() {
     store.upsert(vec![wrong]).await.unwrap();
     let (_, raw_reembedded) = Backend::Edge(dir.path().join("c")).open().await;
     let embedder = tokio::task::spawn_blocking(|| {
-        context_engine::app::load_embedder(&model_dir(), context_engine::embed::candle::DeviceChoice::Cpu).unwrap()
+        context_engine::app::load_embedder(&model_dir(), context_engine::embed::DeviceChoice::Cpu).unwrap()
     })
     .await
     .unwrap();

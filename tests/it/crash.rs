@@ -11,7 +11,7 @@ use context_engine::api::BearerKey;
 use context_engine::domain::Scope;
 use context_engine::pb;
 use context_engine::pb::context_engine_client::ContextEngineClient;
-use context_engine::store::{EdgeOptions, EdgeStore, VectorStore, DEFAULT_BM25_AVG_LEN};
+use context_engine::store::{AccessLog, EdgeOptions, EdgeStore, EventStore, DEFAULT_BM25_AVG_LEN};
 use rand::{Rng, SeedableRng};
 
 use crate::common::{connect_to, ev, free_port, grant_shop, spawn_server, Client};

@@ -3,7 +3,7 @@
 //! verbalisation. Nothing may panic; what validation accepts must verbalise
 //! into one bounded line. Bounded runs in CI (`PROPTEST_CASES` raises them;
 //! the fuzzing command is in README "Tests"). A failing case proptest finds
-//! is saved under `tests/it/hostile.proptest-regressions` and replayed first
+//! is saved under `tests/proptest-regressions/hostile.txt` and replayed first
 //! on every later run.
 
 use context_engine::api::{context_request_from_pb, event_from_pb};
@@ -139,11 +139,11 @@ proptest! {
 
     #[test]
     fn arbitrary_bytes_decode_or_fail_cleanly(bytes in vec(any::<u8>(), 0..512)) {
-        let _ = pb::IngestRequest::decode(bytes.as_slice()).map(|r| {
+        if let Ok(r) = pb::IngestRequest::decode(bytes.as_slice()) {
             for e in r.events {
-                let _ = check_event(e);
+                check_event(e)?;
             }
-        });
+        }
         if let Ok(r) = pb::GetContextRequest::decode(bytes.as_slice()) {
             let _ = context_request_from_pb(r, "fuzz".into());
         }

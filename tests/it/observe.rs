@@ -127,11 +127,8 @@ async fn metrics_request_ids_and_no_personal_data_in_logs() {
 async fn abandoned_embedding_requests_cost_no_model_time() {
     use context_engine::metrics::metrics;
     let embedder = tokio::task::spawn_blocking(|| {
-        context_engine::app::load_embedder(
-            &crate::common::model_dir(),
-            context_engine::embed::candle::DeviceChoice::Cpu,
-        )
-        .unwrap()
+        context_engine::app::load_embedder(&crate::common::model_dir(), context_engine::embed::DeviceChoice::Cpu)
+            .unwrap()
     })
     .await
     .unwrap();

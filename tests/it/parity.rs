@@ -28,8 +28,8 @@ fn reference() -> Option<Vec<Row>> {
     )
 }
 
-fn embedder() -> context_engine::embed::candle::CandleEmbedder {
-    context_engine::app::load_embedder(&model_dir(), context_engine::embed::candle::DeviceChoice::Cpu).unwrap()
+fn embedder() -> context_engine::embed::BertEmbedder {
+    context_engine::app::load_embedder(&model_dir(), context_engine::embed::DeviceChoice::Cpu).unwrap()
 }
 
 #[test]
@@ -54,7 +54,7 @@ fn matches_sentence_transformers_reference() {
 
 /// The worst cosine to the reference over every text, embedded in one
 /// mixed-length batch and alone.
-fn min_cosine(model: &mut context_engine::embed::candle::CandleEmbedder, rows: &[Row]) -> f32 {
+fn min_cosine(model: &mut context_engine::embed::BertEmbedder, rows: &[Row]) -> f32 {
     let texts: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
     let batch = model.embed(&texts).unwrap();
     let mut min = f32::MAX;
@@ -69,10 +69,10 @@ fn min_cosine(model: &mut context_engine::embed::candle::CandleEmbedder, rows: &
 /// BLAS (when a library is installed), the portable kernels, candle's.
 #[test]
 fn every_cpu_kernel_matches_the_reference() {
-    use context_engine::embed::candle::{CandleOptions, CpuKernels, DeviceChoice};
+    use context_engine::embed::{CpuKernels, DeviceChoice, ModelOptions};
     let Some(rows) = reference() else { return };
     for kernels in [CpuKernels::Blas, CpuKernels::Portable, CpuKernels::Candle] {
-        let mut options = CandleOptions::new(model_dir());
+        let mut options = ModelOptions::new(model_dir());
         options.device = DeviceChoice::Cpu;
         options.cpu_kernels = kernels;
         options.threads = 2;
@@ -97,10 +97,10 @@ fn every_cpu_kernel_matches_the_reference() {
 /// take the f32 few-row kernel under bf16x3, AMX under bf16).
 #[test]
 fn amx_precisions_match_the_reference() {
-    use context_engine::embed::candle::{CandleOptions, CpuPrecision, DeviceChoice};
+    use context_engine::embed::{CpuPrecision, DeviceChoice, ModelOptions};
     let Some(rows) = reference() else { return };
     for (precision, bound) in [(CpuPrecision::Bf16x3, 0.99999f32), (CpuPrecision::Bf16, 0.9999)] {
-        let mut options = CandleOptions::new(model_dir());
+        let mut options = ModelOptions::new(model_dir());
         options.device = DeviceChoice::Cpu;
         options.cpu_precision = precision;
         options.threads = 2;
@@ -145,17 +145,17 @@ fn batch_results_equal_single_results() {
 /// text in one mixed-length batch and alone, minimum cosine >= 0.999. Without
 /// a usable device (no GPU, no driver, or only the stub libcuda of
 /// scripts/cuda-toolchain.sh) it prints "skipped: no CUDA device". Loads
-/// through `CandleEmbedder::load`, without the manifest check, so that it also
+/// through `BertEmbedder::load`, without the manifest check, so that it also
 /// runs on the f16 copy of the weights in scripts/gpu-bundle.sh's bundle.
 #[cfg(feature = "cuda")]
 #[test]
 fn cuda_f16_matches_the_reference() {
-    use context_engine::embed::candle::{CandleEmbedder, CandleOptions, DeviceChoice};
     use context_engine::embed::EmbedError;
+    use context_engine::embed::{BertEmbedder, DeviceChoice, ModelOptions};
     let Some(rows) = reference() else { return };
-    let mut options = CandleOptions::new(model_dir());
+    let mut options = ModelOptions::new(model_dir());
     options.device = DeviceChoice::Cuda;
-    let mut model = match CandleEmbedder::load(&options) {
+    let mut model = match BertEmbedder::load(&options) {
         Ok(m) => m,
         Err(EmbedError::DeviceUnavailable { message, .. }) => {
             crate::common::skip(&format!("no CUDA device ({message})"));

@@ -1,7 +1,9 @@
 //! The Qdrant Edge store directly: user scoping, counts, reopen checks.
 
 use context_engine::domain::{point_id, ActivityEvent, EventRecord, RetrievalMode, Scope};
-use context_engine::store::{EdgeOptions, EdgeStore, SearchRequest, StoreError, StoredPoint, VectorStore};
+use context_engine::store::{
+    AccessLog, ConsentLedger, EdgeOptions, EdgeStore, EventStore, SearchRequest, StoreError, StoredPoint, VectorStore,
+};
 
 fn point(user: &str, id: &str, vector: Vec<f32>) -> StoredPoint {
     let event = ActivityEvent {

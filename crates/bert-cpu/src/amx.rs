@@ -160,7 +160,7 @@ pub fn padded_rows(m: usize) -> usize {
 /// `split.depth(k)` values: `hi`, or `[hi | lo | hi]`.
 pub fn convert_rows(a: &[f32], k: usize, out: &mut [u16], split: Split) {
     let depth = split.depth(k);
-    debug_assert_eq!(a.len() / k * depth, out.len());
+    assert_eq!(a.len() / k * depth, out.len(), "convert_rows: output is not rows x depth");
     for (row, dst) in a.chunks_exact(k).zip(out.chunks_exact_mut(depth)) {
         match split {
             Split::One => {

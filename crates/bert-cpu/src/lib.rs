@@ -163,10 +163,23 @@ pub struct Model {
     serial_max_tokens: usize,
 }
 
-/// Tuning knobs read once at load (for measurement; the defaults are the
-/// measured best on our machines).
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+/// Tuning knobs, for measurement: the defaults are the measured best on our
+/// machines. The library reads no environment; a caller that wants knobs
+/// from flags or variables passes them in ([`Model::with_tuning`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tuning {
+    /// Products with at most this many rows use the packed kernel.
+    pub packed_max_rows: usize,
+    /// Batches of at most this many tokens run on the calling thread alone.
+    pub serial_max_tokens: usize,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        // Interleaved best-of-8 (`speed::rows_speed`): packed 15–38 %
+        // faster at 92 rows, 4–11 % at 184, even at 368, behind at 552.
+        Self { packed_max_rows: 256, serial_max_tokens: 0 }
+    }
 }
 
 /// Raw pointer that may cross into pool threads; each job writes a disjoint
@@ -276,11 +289,16 @@ impl Model {
             precision,
             pool,
             threads,
-            // Interleaved best-of-8 (`speed::rows_speed`): packed 15–38 %
-            // faster at 92 rows, 4–11 % at 184, even at 368, behind at 552.
-            packed_max_rows: env_usize("BERT_CPU_PACKED_MAX_ROWS", 256),
-            serial_max_tokens: env_usize("BERT_CPU_SERIAL_MAX_TOKENS", 0),
+            packed_max_rows: Tuning::default().packed_max_rows,
+            serial_max_tokens: Tuning::default().serial_max_tokens,
         })
+    }
+
+    /// The same model with other tuning knobs.
+    pub fn with_tuning(mut self, tuning: Tuning) -> Self {
+        self.packed_max_rows = tuning.packed_max_rows;
+        self.serial_max_tokens = tuning.serial_max_tokens;
+        self
     }
 
     /// Which matrix-product implementation is in use, for logs and reports.
@@ -450,8 +468,10 @@ impl Model {
         accumulate: bool,
     ) {
         let (n, k) = (w.n, w.k);
-        debug_assert_eq!(a.len(), m * k);
-        debug_assert_eq!(out.len(), m * n);
+        // Shape checks: always on (two compares per product), since the
+        // kernels below write through raw pointers.
+        assert_eq!(a.len(), m * k, "linear: input is not {m} x {k}");
+        assert_eq!(out.len(), m * n, "linear: output is not {m} x {n}");
         let dst = SendPtr(out.as_mut_ptr());
         let amx_rows = if w.packed.is_some() { self.packed_max_rows } else { 0 };
         if let (Some(aw), Some(buf), true) = (&w.amx, bf.as_mut(), m > amx_rows) {
