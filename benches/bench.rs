@@ -116,7 +116,7 @@ fn embed(args: EmbedArgs) -> Result<()> {
         serde_json::from_value(texts[key].clone()).with_context(|| format!("{}: no list {key:?}", args.texts.display()))
     };
     let (short, long, queries) = (list("short")?, list("long")?, list("queries")?);
-    let mut options = args.model.candle_options();
+    let mut options = args.model.options();
     options.threads = args.threads;
     let mut model = if args.unverified_model {
         context_engine::embed::BertEmbedder::load(&options)?

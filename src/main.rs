@@ -205,8 +205,8 @@ async fn consent(args: ConsentArgs) -> Result<()> {
         (None, Some(user), Some(source)) => vec![ConsentLine {
             user_id: user.clone(),
             source_id: source.clone(),
-            purpose: args.purpose.into(),
-            state: args.state.into(),
+            purpose: args.purpose,
+            state: args.state,
         }],
         _ => bail!("give --file, or --user and --source"),
     };
@@ -278,7 +278,7 @@ async fn query(args: QueryArgs) -> Result<()> {
         query: args.text,
         max_snippets: args.max_snippets,
         max_tokens: args.max_tokens,
-        purpose: api::purpose_to_pb(args.purpose.into()) as i32,
+        purpose: api::purpose_to_pb(args.purpose) as i32,
         ..Default::default()
     };
     let started = Instant::now();

@@ -7,7 +7,7 @@
 //! `cargo bench --profile dev --bench store`
 
 use context_engine::domain::{point_id, ActivityEvent, EventRecord, RetrievalMode, Scope};
-use context_engine::store::{EdgeOptions, EdgeStore, EventStore, SearchRequest, StoredPoint, VectorStore};
+use context_engine::store::{EdgeOptions, EdgeStore, EventStore, SearchRequest, StoredPoint};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use rand::{Rng, SeedableRng};
 

@@ -208,7 +208,7 @@ impl AccessLog for MemoryStore {
         self.call("access_log");
         let mut records: Vec<AccessRecord> =
             self.access.lock().iter().filter(|r| r.user_id == user_id).cloned().collect();
-        records.sort_by(|a, b| b.at.cmp(&a.at));
+        records.sort_by_key(|r| std::cmp::Reverse(r.at));
         records.truncate(limit);
         Ok(records)
     }
