@@ -374,7 +374,16 @@ impl TryFrom<ServeArgs> for ServeConfig {
                 flag: "api-keys-file",
                 message: format!("cannot read {}: {e}", path.display()),
             })?;
+            let before = keys.len();
             keys.add_from_text(&text).map_err(|message| ConfigError { flag: "api-keys-file", message })?;
+            if keys.len() == before {
+                // An empty or all-comment file would otherwise start the
+                // keyless local mode: refuse instead of failing open.
+                return Err(ConfigError {
+                    flag: "api-keys-file",
+                    message: format!("{} holds no keys (expected principal=key lines)", path.display()),
+                });
+            }
         }
         if let Some(text) = &a.api_keys {
             keys.add_from_text(text).map_err(|message| ConfigError { flag: "api-keys", message })?;
@@ -459,6 +468,21 @@ mod tests {
         let ok = ServeConfig::try_from(args("0.0.0.0:50051", Some("orchestrator=0123456789abcdef0123"))).unwrap();
         assert_eq!(ok.keys.len(), 1);
         assert!(!format!("{ok:?}").contains("0123456789abcdef"), "keys are redacted in Debug");
+    }
+
+    #[test]
+    fn a_keys_file_without_keys_refuses_to_start() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in [("empty", ""), ("comments", "# keys go here\n\n   \n")] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            let err = parse(&["--api-keys-file", path.to_str().unwrap()]).unwrap_err();
+            assert_eq!(err.flag, "api-keys-file", "{name}");
+            assert!(err.message.contains("no keys"), "{name}: {}", err.message);
+        }
+        let path = dir.path().join("one");
+        std::fs::write(&path, "# one key\norchestrator=0123456789abcdef0123\n").unwrap();
+        assert_eq!(parse(&["--api-keys-file", path.to_str().unwrap()]).unwrap().keys.len(), 1);
     }
 
     fn parse(argv: &[&str]) -> Result<ServeConfig, ConfigError> {

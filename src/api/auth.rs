@@ -76,12 +76,13 @@ pub enum Rpc {
     SetConsent,
     ListConsents,
     EraseUser,
+    GetErasureStatus,
     ExplainAccess,
     ExportUser,
 }
 
 impl Rpc {
-    pub const ALL: [Rpc; 9] = [
+    pub const ALL: [Rpc; 10] = [
         Rpc::Ingest,
         Rpc::IngestStream,
         Rpc::GetContext,
@@ -89,6 +90,7 @@ impl Rpc {
         Rpc::SetConsent,
         Rpc::ListConsents,
         Rpc::EraseUser,
+        Rpc::GetErasureStatus,
         Rpc::ExplainAccess,
         Rpc::ExportUser,
     ];
@@ -101,7 +103,15 @@ pub fn allowed(role: &Role, rpc: Rpc) -> bool {
         Role::Business { .. } => matches!(rpc, Rpc::Ingest | Rpc::IngestStream),
         Role::Orchestrator => matches!(rpc, Rpc::GetContext | Rpc::Embed),
         Role::Privacy => {
-            matches!(rpc, Rpc::SetConsent | Rpc::ListConsents | Rpc::EraseUser | Rpc::ExplainAccess | Rpc::ExportUser)
+            matches!(
+                rpc,
+                Rpc::SetConsent
+                    | Rpc::ListConsents
+                    | Rpc::EraseUser
+                    | Rpc::GetErasureStatus
+                    | Rpc::ExplainAccess
+                    | Rpc::ExportUser
+            )
         }
     }
 }
@@ -269,7 +279,12 @@ mod tests {
             assert_eq!(allowed(&Role::Orchestrator, rpc), matches!(rpc, Rpc::GetContext | Rpc::Embed), "{rpc:?}");
             let privacy_rpc = matches!(
                 rpc,
-                Rpc::SetConsent | Rpc::ListConsents | Rpc::EraseUser | Rpc::ExplainAccess | Rpc::ExportUser
+                Rpc::SetConsent
+                    | Rpc::ListConsents
+                    | Rpc::EraseUser
+                    | Rpc::GetErasureStatus
+                    | Rpc::ExplainAccess
+                    | Rpc::ExportUser
             );
             assert_eq!(allowed(&Role::Privacy, rpc), privacy_rpc, "{rpc:?}");
         }

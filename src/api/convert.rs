@@ -10,6 +10,7 @@ use crate::engine::{ContextAnswer, ContextRequest, ContextStats, ErasureReceipt,
 use crate::pb;
 use crate::rank::RankingOverrides;
 use crate::render::InjectionPolicy;
+use crate::store::PurgeState;
 
 pub fn event_from_pb(e: pb::ActivityEvent) -> ActivityEvent {
     let data = e.custom_data.unwrap_or_default();
@@ -125,7 +126,28 @@ pub fn receipt_to_pb(r: ErasureReceipt) -> pb::ErasureReceipt {
         access_records_removed: r.access_records_removed as u64,
         erased_at: r.erased_at,
         remaining_points: r.remaining_points as u64,
+        remaining_consents: r.remaining_consents as u64,
+        remaining_access_records: r.remaining_access_records as u64,
+        state: erasure_state_to_pb(r.purge_state) as i32,
+        purge_ticket: r.purge_ticket,
+        purge_due_by: r.purge_due_by,
     }
+}
+
+pub fn erasure_state_to_pb(state: PurgeState) -> pb::ErasureState {
+    match state {
+        PurgeState::Pending | PurgeState::Unknown => pb::ErasureState::LogicallyErased,
+        PurgeState::Purged { .. } => pb::ErasureState::Purged,
+        PurgeState::NotSupported => pb::ErasureState::PurgeNotSupported,
+    }
+}
+
+pub fn erasure_status_to_pb(ticket: u64, state: PurgeState) -> pb::ErasureStatus {
+    let purged_at = match state {
+        PurgeState::Purged { at } => at,
+        _ => 0,
+    };
+    pb::ErasureStatus { purge_ticket: ticket, state: erasure_state_to_pb(state) as i32, purged_at }
 }
 
 pub fn access_to_pb(r: AccessRecord) -> pb::AccessRecord {

@@ -33,6 +33,7 @@ const KNOWN_RPCS: &[&str] = &[
     "SetConsent",
     "ListConsents",
     "EraseUser",
+    "GetErasureStatus",
     "ExplainAccess",
     "ExportUser",
     "ServerReflectionInfo",
@@ -123,6 +124,28 @@ fn code_name(code: tonic::Code) -> &'static str {
     }
 }
 
+/// tonic answers a request message it cannot decode with INTERNAL (prost's
+/// parse errors, invalid UTF-8 in a string field among them) and one over
+/// the size limit with OUT_OF_RANGE. Both are the caller's fault: they are
+/// rewritten to INVALID_ARGUMENT and RESOURCE_EXHAUSTED, with the decoder's
+/// reason kept in the message. Only trailers-only responses (the error is
+/// in the headers) are candidates; a handler's own statuses never carry
+/// these messages.
+fn client_error(response: http::Response<ResponseBody>) -> http::Response<ResponseBody> {
+    let Some(status) = tonic::Status::from_header_map(response.headers()) else { return response };
+    let message = status.message();
+    let code = match status.code() {
+        tonic::Code::Internal if message.starts_with("failed to decode Protobuf message") => {
+            tonic::Code::InvalidArgument
+        }
+        tonic::Code::OutOfRange if message.contains("decoded message length too large") => {
+            tonic::Code::ResourceExhausted
+        }
+        _ => return response,
+    };
+    tonic::Status::new(code, format!("request message: {message}")).into_http()
+}
+
 fn with_request_id(mut response: http::Response<ResponseBody>, id: &str) -> http::Response<ResponseBody> {
     if let Ok(value) = http::HeaderValue::from_str(id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
@@ -181,6 +204,7 @@ where
                 let elapsed = started.elapsed();
                 match result {
                     Ok(response) => {
+                        let response = client_error(response);
                         let code = response_code(&response);
                         let name = code_name(code);
                         m.rpc_requests.with_label_values(&[rpc, name]).inc();

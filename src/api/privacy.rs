@@ -8,7 +8,9 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use super::auth::{authorize, Rpc};
-use super::convert::{access_to_pb, exported_to_pb, grant_to_pb, purpose_from_pb, receipt_to_pb, state_from_pb};
+use super::convert::{
+    access_to_pb, erasure_status_to_pb, exported_to_pb, grant_to_pb, purpose_from_pb, receipt_to_pb, state_from_pb,
+};
 use super::service::now;
 use super::status::to_status;
 use crate::engine::Engine;
@@ -51,6 +53,7 @@ impl Privacy for PrivacyService {
             grant: Some(grant_to_pb(change.grant)),
             changed: change.changed,
             purged_events: change.purged_events as u64,
+            purge_ticket: change.purge_ticket,
         }))
     }
 
@@ -67,6 +70,16 @@ impl Privacy for PrivacyService {
         authorize(&request, Rpc::EraseUser)?;
         let receipt = self.engine.erase_user(&request.into_inner().user_id, now()).await.map_err(to_status)?;
         Ok(Response::new(receipt_to_pb(receipt)))
+    }
+
+    async fn get_erasure_status(
+        &self,
+        request: Request<pb::GetErasureStatusRequest>,
+    ) -> Result<Response<pb::ErasureStatus>, Status> {
+        authorize(&request, Rpc::GetErasureStatus)?;
+        let ticket = request.into_inner().purge_ticket;
+        let state = self.engine.erasure_status(ticket).await.map_err(to_status)?;
+        Ok(Response::new(erasure_status_to_pb(ticket, state)))
     }
 
     async fn explain_access(

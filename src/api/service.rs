@@ -88,7 +88,24 @@ impl ContextEngine for ContextService {
         let mut stream = request.into_inner();
         let (mut seen, mut accepted, mut rejected_results) = (0usize, 0u32, Vec::new());
         while let Some(batch) = stream.next().await {
-            let batch = batch?;
+            let batch = batch.map_err(|status| {
+                // A message the decoder refuses (invalid UTF-8, a malformed
+                // field, over the size limit) is the caller's error.
+                let code = match status.code() {
+                    tonic::Code::Internal if status.message().starts_with("failed to decode Protobuf message") => {
+                        tonic::Code::InvalidArgument
+                    }
+                    tonic::Code::OutOfRange => tonic::Code::ResourceExhausted,
+                    code => code,
+                };
+                Status::new(
+                    code,
+                    format!(
+                        "request message: {} ({accepted} events of earlier batches were accepted)",
+                        status.message()
+                    ),
+                )
+            })?;
             if seen + batch.events.len() > MAX_STREAM_EVENTS {
                 return Err(Status::invalid_argument(format!(
                     "events: a stream carries at most {MAX_STREAM_EVENTS} events; {accepted} events were \

@@ -318,3 +318,72 @@ pub fn access_record(user: &str, at: i64, events: usize) -> context_engine::doma
             .collect(),
     }
 }
+
+pub type Privacy = PrivacyClient<InterceptedService<Channel, BearerKey>>;
+
+/// Polls GetErasureStatus until the ticket is PURGED (at most the promised
+/// 60 s plus a margin for a loaded test machine).
+pub async fn wait_purged(privacy: &mut Privacy, ticket: u64) -> pb::ErasureStatus {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    loop {
+        let status = privacy
+            .get_erasure_status(pb::GetErasureStatusRequest { purge_ticket: ticket })
+            .await
+            .expect("erasure status")
+            .into_inner();
+        if status.state == pb::ErasureState::Purged as i32 {
+            return status;
+        }
+        assert_eq!(status.state, pb::ErasureState::LogicallyErased as i32, "{status:?}");
+        assert!(std::time::Instant::now() < deadline, "purge {ticket} not done in 90 s");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// What a raw byte scan of a directory found.
+#[derive(Debug, Default)]
+pub struct Scan {
+    pub files: usize,
+    pub bytes: u64,
+    /// Occurrences per needle, and the files each was found in.
+    pub found: std::collections::BTreeMap<String, (usize, Vec<String>)>,
+}
+
+impl Scan {
+    pub fn count(&self, needle: &str) -> usize {
+        self.found.get(needle).map_or(0, |(n, _)| *n)
+    }
+}
+
+/// Reads every regular file under `dir` as raw bytes (following no
+/// symlinks) and counts each needle's occurrences.
+pub fn byte_scan(dir: &std::path::Path, needles: &[String]) -> Scan {
+    fn walk(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let kind = entry.file_type().unwrap();
+            if kind.is_dir() {
+                walk(&entry.path(), out);
+            } else if kind.is_file() {
+                out.push(entry.path());
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(dir, &mut files);
+    let mut scan = Scan { files: files.len(), ..Default::default() };
+    for path in files {
+        // A file may vanish between listing and reading (a segment being
+        // replaced): then it holds nothing any more.
+        let Ok(bytes) = std::fs::read(&path) else { continue };
+        scan.bytes += bytes.len() as u64;
+        for needle in needles {
+            let n = bytes.windows(needle.len()).filter(|w| *w == needle.as_bytes()).count();
+            if n > 0 {
+                let entry = scan.found.entry(needle.clone()).or_default();
+                entry.0 += n;
+                entry.1.push(path.strip_prefix(dir).unwrap_or(&path).display().to_string());
+            }
+        }
+    }
+    scan
+}

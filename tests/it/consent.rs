@@ -317,7 +317,15 @@ async fn erasure_export_and_access_log() {
         (receipt.events_removed, receipt.consents_removed, receipt.access_records_removed, receipt.remaining_points),
         (1200, 2, 2, 0)
     );
+    assert_eq!((receipt.remaining_consents, receipt.remaining_access_records), (0, 0));
     assert!((receipt.erased_at - now()).abs() < 120);
+    assert!(receipt.purge_ticket > 0 && receipt.purge_due_by == receipt.erased_at + 60);
+    assert_ne!(receipt.state, pb::ErasureState::PurgeNotSupported as i32);
+    let status = crate::common::wait_purged(&mut privacy, receipt.purge_ticket).await;
+    assert!(status.purged_at >= receipt.erased_at && status.purged_at <= receipt.purge_due_by, "{status:?}");
+    let bad = privacy.get_erasure_status(pb::GetErasureStatusRequest { purge_ticket: 0 }).await.unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert!(bad.message().contains("purge_ticket"), "{}", bad.message());
     // The store itself, not just the API.
     assert_eq!(server.app.store.count(Scope::whole_user("noa")).await.unwrap(), 0);
     assert!(server.app.store.consents(vec!["noa".into()]).await.unwrap().is_empty());
@@ -355,6 +363,10 @@ async fn call(server: &TestServer, key: Option<&str>, rpc: &str) -> Result<(), t
             .map(drop),
         "ListConsents" => privacy.list_consents(pb::ListConsentsRequest { user_id: user.into() }).await.map(drop),
         "EraseUser" => privacy.erase_user(pb::EraseUserRequest { user_id: "nobody".into() }).await.map(drop),
+        // Ticket 1 exists once the privacy key's EraseUser above has run.
+        "GetErasureStatus" => {
+            privacy.get_erasure_status(pb::GetErasureStatusRequest { purge_ticket: 1 }).await.map(drop)
+        }
         "ExplainAccess" => {
             privacy.explain_access(pb::ExplainAccessRequest { user_id: user.into(), limit: 1 }).await.map(drop)
         }
@@ -378,13 +390,14 @@ async fn every_rpc_checks_the_callers_role() {
         "SetConsent",
         "ListConsents",
         "EraseUser",
+        "GetErasureStatus",
         "ExplainAccess",
         "ExportUser",
     ];
     let table: [(&str, &[&str]); 3] = [
         (BUSINESS, &["Ingest", "IngestStream"]),
         (ORCHESTRATOR, &["GetContext", "Embed"]),
-        (PRIVACY, &["SetConsent", "ListConsents", "EraseUser", "ExplainAccess", "ExportUser"]),
+        (PRIVACY, &["SetConsent", "ListConsents", "EraseUser", "GetErasureStatus", "ExplainAccess", "ExportUser"]),
     ];
     for (key, permitted) in table {
         for rpc in rpcs {

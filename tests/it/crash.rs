@@ -41,6 +41,9 @@ async fn acknowledged_events_survive_kill_9() {
     let kills = 4;
     for round in 0..=kills {
         let channel = connect_to(addr).await;
+        for lane in 0..4 {
+            crate::common::grant_shop(channel.clone(), &format!("reader-{round}-{lane}")).await;
+        }
         let mut client: Client = ContextEngineClient::with_interceptor(channel, BearerKey::new(None).unwrap());
         // Ingest in small batches until the kill lands (the last round ends
         // with a clean stop instead).
@@ -145,9 +148,11 @@ async fn sigterm_drains_calls_in_flight_and_exits_zero() {
 /// Every answered GetContext has its access record after `kill -9`. The
 /// record is made durable by the access journal, not by a shard flush, so
 /// this is the test that catches a journal that is not replayed (a missing
-/// `fdatasync` needs a machine crash to show, which kill -9 is not). Each call is for its own person (unknown people get an empty
-/// answer, and the call is still logged), so each acknowledged call must
-/// leave exactly one record.
+/// `fdatasync` needs a machine crash to show, which kill -9 is not). Each
+/// lane of each round asks for its own (consenting) person, so the records
+/// of a person count that lane's calls: at least every acknowledged one,
+/// and at most one more (a call logged when the kill cut off its answer).
+/// People without any ledger entry are not logged, so the test grants.
 #[tokio::test(flavor = "multi_thread")]
 async fn answered_get_context_calls_keep_their_access_records_after_kill_9() {
     let dir = tempfile::tempdir().unwrap();
@@ -160,6 +165,9 @@ async fn answered_get_context_calls_keep_their_access_records_after_kill_9() {
     let kills = 3;
     for round in 0..=kills {
         let channel = connect_to(addr).await;
+        for lane in 0..4 {
+            crate::common::grant_shop(channel.clone(), &format!("reader-{round}-{lane}")).await;
+        }
         let kill_after = Duration::from_millis(rng.random_range(300..1200));
         let started = Instant::now();
         // Four concurrent callers, so that journal syncs are shared.
@@ -172,10 +180,10 @@ async fn answered_get_context_calls_keep_their_access_records_after_kill_9() {
                 let first = next + lane;
                 tokio::spawn(async move {
                     let mut n = first;
+                    let user = format!("reader-{round}-{lane}");
                     loop {
-                        let user = format!("reader-{n}");
                         match client.get_context(crate::common::chat(&user, "camping gear", 5)).await {
-                            Ok(_) => sender.send(user).unwrap(),
+                            Ok(_) => sender.send(user.clone()).unwrap(),
                             Err(_) => return n,
                         }
                         n += 4;
@@ -208,22 +216,19 @@ async fn answered_get_context_calls_keep_their_access_records_after_kill_9() {
     assert!(acked.len() > 100, "the test acknowledged only {} calls", acked.len());
 
     let store = reopen(&data).expect("store reopens after kill -9");
-    let mut missing = Vec::new();
+    let mut per_user: std::collections::BTreeMap<String, usize> = Default::default();
     for user in &acked {
-        let log = store.access_log(user.clone(), 5).await.unwrap();
-        match log.len() {
-            1 => {}
-            0 => missing.push(user.clone()),
-            n => panic!("{user} has {n} access records for one call"),
+        *per_user.entry(user.clone()).or_default() += 1;
+    }
+    let mut missing = Vec::new();
+    for (user, answered) in &per_user {
+        let logged = store.access_log(user.clone(), 10_000_000).await.unwrap().len();
+        assert!(logged <= answered + 1, "{user}: {logged} access records for {answered} answered calls");
+        if logged < *answered {
+            missing.push((user.clone(), answered - logged));
         }
     }
     store.close();
-    assert!(
-        missing.is_empty(),
-        "{} of {} answered calls lost their access record, e.g. {:?}",
-        missing.len(),
-        acked.len(),
-        &missing[..missing.len().min(5)]
-    );
+    assert!(missing.is_empty(), "answered calls lost their access records: {missing:?}");
     println!("kill -9 access log: {kills} kills + 1 final kill, {} answered calls, every one logged", acked.len());
 }

@@ -387,3 +387,41 @@ async fn calls_beyond_the_in_flight_limit_are_shed() {
     assert_eq!(answer.into_inner().snippets.len(), 3);
     server.stop().await;
 }
+
+/// `GetContextRequest` with `bytes` where the real message has `string`s, so
+/// a test can send what a conforming client never would.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RawGetContext {
+    #[prost(bytes = "vec", tag = "1")]
+    user_id: Vec<u8>,
+    #[prost(bytes = "vec", tag = "2")]
+    query: Vec<u8>,
+}
+
+async fn raw_get_context(server: &TestServer, message: RawGetContext) -> tonic::Status {
+    let mut grpc = tonic::client::Grpc::new(server.channel().await)
+        .max_encoding_message_size(64 << 20)
+        .max_decoding_message_size(64 << 20);
+    grpc.ready().await.unwrap();
+    let path = http::uri::PathAndQuery::from_static("/context_engine.v1.ContextEngine/GetContext");
+    let codec = tonic_prost::ProstCodec::<RawGetContext, pb::GetContextResponse>::default();
+    grpc.unary(tonic::Request::new(message), path, codec).await.expect_err("refused")
+}
+
+#[tokio::test]
+async fn undecodable_and_oversized_messages_are_the_callers_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let bad_utf8 = RawGetContext { user_id: b"ann".to_vec(), query: vec![b'h', 0xff, 0xfe, b'i'] };
+    let status = raw_get_context(&server, bad_utf8).await;
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("UTF-8"), "{}", status.message());
+    let huge = RawGetContext { user_id: b"ann".to_vec(), query: vec![b'a'; 9 << 20] };
+    let status = raw_get_context(&server, huge).await;
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+    assert!(status.message().contains("too large"), "{}", status.message());
+    // A well-formed call still works on the same server.
+    let mut client = server.client().await;
+    client.get_context(crate::common::chat("ann", "boots", 3)).await.expect("served");
+    server.stop().await;
+}

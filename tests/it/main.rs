@@ -6,6 +6,7 @@ mod common;
 mod conformance;
 mod consent;
 mod crash;
+mod erasure;
 mod example;
 mod grpc;
 mod hostile;

@@ -13,8 +13,8 @@ use ce_core::domain::{AccessRecord, ConsentGrant, RetrievalMode, Scope, SourceSc
 use ce_core::rank::CountTokens;
 use ce_embed::{EmbedError, Embedder};
 use ce_store::{
-    AccessLog, Candidates, ConsentLedger, EventStore, Page, ScoredRecord, SearchRequest, StoreError, StoredPoint,
-    VectorStore,
+    AccessLog, Candidates, ConsentLedger, EventStore, Page, PurgeState, ScoredRecord, SearchRequest, StoreError,
+    StoredPoint, VectorStore,
 };
 use parking_lot::Mutex;
 use uuid::Uuid;
@@ -38,6 +38,10 @@ pub struct MemoryStore {
     pub after_upsert: Mutex<Option<UpsertHook>>,
     /// Operations in call order (`upsert`, `delete`, `put_consent`, ...).
     pub calls: Mutex<Vec<&'static str>>,
+    /// The next ledger read fails (a crash at that point, for the engine).
+    pub fail_next_consents: Mutex<bool>,
+    /// Purges asked for.
+    pub purges: Mutex<u64>,
 }
 
 impl MemoryStore {
@@ -178,6 +182,9 @@ impl EventStore for MemoryStore {
 impl ConsentLedger for MemoryStore {
     async fn consents(&self, user_ids: Vec<String>) -> Result<Vec<ConsentGrant>, StoreError> {
         self.call("consents");
+        if std::mem::take(&mut *self.fail_next_consents.lock()) {
+            return Err(StoreError::Unavailable { operation: "consents", message: "injected".into() });
+        }
         Ok(self.grants.lock().iter().filter(|g| user_ids.contains(&g.user_id)).cloned().collect())
     }
 
@@ -220,12 +227,27 @@ impl AccessLog for MemoryStore {
         access.retain(|r| r.user_id != user_id);
         Ok(before - access.len())
     }
+
+    async fn count_access(&self, user_id: String) -> Result<usize, StoreError> {
+        Ok(self.access.lock().iter().filter(|r| r.user_id == user_id).count())
+    }
 }
 
 #[async_trait]
 impl VectorStore for MemoryStore {
     async fn flush(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    /// Nothing is on disk: a purge is done as soon as it is asked for.
+    async fn schedule_purge(&self) -> Result<u64, StoreError> {
+        let mut purges = self.purges.lock();
+        *purges += 1;
+        Ok(*purges)
+    }
+
+    async fn purge_status(&self, ticket: u64) -> Result<PurgeState, StoreError> {
+        Ok(if ticket <= *self.purges.lock() { PurgeState::Purged { at: 0 } } else { PurgeState::Unknown })
     }
 }
 
@@ -236,11 +258,32 @@ pub struct HashEmbedder {
     pub dimension: usize,
     /// Texts embedded so far, per call (to check batching and caching).
     pub calls: Arc<Mutex<Vec<Vec<String>>>>,
+    /// When set, each call waits until the gate is opened (an ingest held
+    /// in flight).
+    pub gate: Option<Gate>,
+}
+
+/// A latch the embedder waits on; `open` releases every waiter.
+#[derive(Clone, Default)]
+pub struct Gate(Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>);
+
+impl Gate {
+    pub fn open(&self) {
+        *self.0 .0.lock().unwrap() = true;
+        self.0 .1.notify_all();
+    }
+
+    fn wait(&self) {
+        let mut open = self.0 .0.lock().unwrap();
+        while !*open {
+            open = self.0 .1.wait(open).unwrap();
+        }
+    }
 }
 
 impl HashEmbedder {
     pub fn new(dimension: usize) -> Self {
-        Self { dimension, calls: Arc::default() }
+        Self { dimension, calls: Arc::default(), gate: None }
     }
 }
 
@@ -274,6 +317,9 @@ impl Embedder for HashEmbedder {
     }
 
     fn embed(&mut self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        if let Some(gate) = &self.gate {
+            gate.wait();
+        }
         self.calls.lock().push(texts.iter().map(|t| t.to_string()).collect());
         Ok(texts.iter().map(|t| hash_vector(t, self.dimension)).collect())
     }

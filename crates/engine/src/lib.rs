@@ -30,7 +30,7 @@ use ce_core::verbalize::verbalize;
 use ce_embed::{EmbedError, EmbedHandle};
 use ce_metrics::metrics;
 use ce_screen::{RuleScreener, Screener};
-use ce_store::{Candidates, Page, ScoredRecord, SearchRequest, StoreError, StoredPoint, VectorStore};
+use ce_store::{Candidates, Page, PurgeState, ScoredRecord, SearchRequest, StoreError, StoredPoint, VectorStore};
 
 /// Request-size limits enforced by the engine (on top of per-event [`Limits`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -229,10 +229,39 @@ pub struct Engine {
     /// orchestrator often asks twice in one turn (retry, second purpose). Keyed
     /// per person, so a query's speed never reveals what someone else asked;
     /// the key holds no query text.
-    query_cache: Option<quick_cache::sync::Cache<[u8; 32], Arc<Vec<f32>>>>,
+    query_cache: Option<quick_cache::sync::Cache<[u8; 32], CachedQuery>>,
     /// Orders this replica's ledger read-modify-writes, so versions count up
     /// without gaps under concurrent SetConsent calls for the same key.
     consent_lock: tokio::sync::Mutex<()>,
+    /// Per-person fences (striped by a hash of the user id): every call
+    /// that reads or writes a person's data holds their stripe shared for
+    /// its whole length (ingest through its consent re-check, get_context
+    /// through its access record); erasure and consent changes hold it
+    /// exclusively. So no call that started before an erasure writes
+    /// anything after it began, and no ingest is between its consent check
+    /// and its re-check while a revocation purges.
+    fences: Vec<tokio::sync::RwLock<()>>,
+}
+
+/// Stripes of `Engine::fences`: erasures and consent changes are rare, so
+/// a collision only makes another person's calls wait a few milliseconds.
+const FENCE_STRIPES: usize = 256;
+
+/// A cached query vector and whose it is (SHA-256 of the user id), so an
+/// erasure can drop the person's entries without the cache keeping ids.
+#[derive(Clone)]
+struct CachedQuery {
+    user: [u8; 32],
+    vector: Arc<Vec<f32>>,
+}
+
+fn user_digest(user_id: &str) -> [u8; 32] {
+    Sha256::digest(user_id.as_bytes()).into()
+}
+
+fn stripe(user_id: &str) -> usize {
+    let digest = user_digest(user_id);
+    usize::from(u16::from_le_bytes([digest[0], digest[1]])) % FENCE_STRIPES
 }
 
 impl std::fmt::Debug for Engine {
@@ -257,6 +286,8 @@ pub struct ConsentChange {
     pub grant: ConsentGrant,
     pub changed: bool,
     pub purged_events: usize,
+    /// The physical purge of the purged events; 0 when none were purged.
+    pub purge_ticket: u64,
 }
 
 /// What `erase_user` removed.
@@ -267,9 +298,22 @@ pub struct ErasureReceipt {
     pub consents_removed: usize,
     pub access_records_removed: usize,
     pub erased_at: i64,
-    /// The user's event points counted in the store after erasure.
+    /// The user's event points, ledger entries and access records counted
+    /// in the store after erasure (0 each).
     pub remaining_points: usize,
+    pub remaining_consents: usize,
+    pub remaining_access_records: usize,
+    /// The physical purge that follows (`Engine::erasure_status`).
+    pub purge_ticket: u64,
+    pub purge_state: PurgeState,
+    /// `erased_at` + [`PURGE_BOUND_SECS`].
+    pub purge_due_by: i64,
 }
+
+/// The bound the engine promises between an erasure (or a revocation
+/// purge) and its physical purge, in seconds. A purge pass starts at once
+/// and passes coalesce; README "Erasure" gives the measured pass times.
+pub const PURGE_BOUND_SECS: i64 = 60;
 
 impl Engine {
     pub fn new(
@@ -287,6 +331,7 @@ impl Engine {
             ranking: config.ranking,
             query_cache: (config.query_cache > 0).then(|| quick_cache::sync::Cache::new(config.query_cache)),
             consent_lock: tokio::sync::Mutex::new(()),
+            fences: (0..FENCE_STRIPES).map(|_| tokio::sync::RwLock::new(())).collect(),
         }
     }
 
@@ -307,6 +352,21 @@ impl Engine {
 
     pub fn embedder(&self) -> &EmbedHandle {
         &self.embedder
+    }
+
+    fn fence(&self, user_id: &str) -> &tokio::sync::RwLock<()> {
+        &self.fences[stripe(user_id)]
+    }
+
+    /// Shared fences of several people, taken in stripe order (so two
+    /// callers never wait on each other in a cycle).
+    async fn fence_shared(&self, user_ids: &[String]) -> Vec<tokio::sync::RwLockReadGuard<'_, ()>> {
+        let stripes: std::collections::BTreeSet<usize> = user_ids.iter().map(|u| stripe(u)).collect();
+        let mut guards = Vec::with_capacity(stripes.len());
+        for i in stripes {
+            guards.push(self.fences[i].read().await);
+        }
+        guards
     }
 
     fn user_id(&self, field: &str, user_id: &str) -> Result<(), EngineError> {
@@ -372,6 +432,10 @@ impl Engine {
         }
         let users: Vec<String> =
             valid.iter().map(|(_, _, e)| e.user_id.clone()).collect::<HashSet<_>>().into_iter().collect();
+        // Held until the consent re-check below: a revocation or erasure of
+        // one of these people waits for this batch (and then purges it), so
+        // no event is between its check and its re-check while they run.
+        let _fences = self.fence_shared(&users).await;
         let snapshots = self.snapshots(users.clone()).await?;
         let mut admitted = Vec::new();
         // A re-sent event now flagged LDU withdraws the copy stored earlier.
@@ -506,6 +570,10 @@ impl Engine {
     pub async fn get_context(&self, request: ContextRequest, now: i64) -> Result<ContextAnswer, EngineError> {
         let started = Instant::now();
         let (query, options) = self.validate_context(&request)?;
+        // Held through the access record: an erasure that begins after this
+        // call started waits for it, and one that began before makes this
+        // call wait and then find nothing.
+        let _fence = self.fence(&query.user_id).read().await;
         let snapshot = self.snapshots(vec![query.user_id.clone()]).await?.remove(&query.user_id).unwrap_or_default();
         let mut answer = match retrieval_scope(&query, &snapshot) {
             None => {
@@ -527,6 +595,13 @@ impl Engine {
                     consent_version: p.consent_version,
                 });
             }
+        }
+        if !snapshot.knows_user() {
+            // Nobody with this id has a ledger entry (never granted anything,
+            // or erased): nothing of theirs exists to be disclosed, so no
+            // record is kept that would hold the id again.
+            answer.stats.total_us = micros(started);
+            return Ok(answer);
         }
         let record = AccessRecord {
             access_id: Uuid::new_v4().to_string(),
@@ -553,13 +628,13 @@ impl Engine {
         hasher.update([0u8]);
         hasher.update(text.as_bytes());
         let key: [u8; 32] = hasher.finalize().into();
-        if let Some(vector) = cache.get(&key) {
+        if let Some(cached) = cache.get(&key) {
             metrics().query_cache.with_label_values(&["hit"]).inc();
-            return Ok((vector.as_ref().clone(), true));
+            return Ok((cached.vector.as_ref().clone(), true));
         }
         metrics().query_cache.with_label_values(&["miss"]).inc();
         let vector = self.embedder.embed_one(text.to_string()).await?;
-        cache.insert(key, Arc::new(vector.clone()));
+        cache.insert(key, CachedQuery { user: user_digest(user_id), vector: Arc::new(vector.clone()) });
         Ok((vector, false))
     }
 
@@ -697,24 +772,56 @@ impl Engine {
         }
         let purpose = purpose.ok_or_else(|| EngineError::invalid("purpose", "required"))?;
         let state = state.ok_or_else(|| EngineError::invalid("state", "required (GRANTED or REVOKED)"))?;
+        // Exclusive: no ingest of this person is between its consent check
+        // and its re-check while the ledger changes and the pair is purged.
+        let _fence = self.fence(user_id).write().await;
         let _guard = self.consent_lock.lock().await;
         let current = self.store.consents(vec![user_id.to_string()]).await?;
         let previous = current.iter().find(|g| g.source_id == source_id && g.purpose == purpose);
-        let (grant, changed) = match ConsentGrant::transition(previous, (user_id, source_id, purpose), state, now) {
+        let transition = ConsentGrant::transition(previous, (user_id, source_id, purpose), state, now);
+        let pair = || Scope::user_sources(user_id, vec![source_id.to_string()]);
+        let mut purged_events = 0;
+        if state == ConsentState::Granted
+            && transition.is_some()
+            && !current.iter().any(|g| g.source_id == source_id && g.is_granted())
+        {
+            // The pair goes from no grant to granted. Events it holds now
+            // were stored without a grant in force: written by an ingest
+            // whose re-check never ran (a crash between its write and its
+            // re-check, or another replica's ingest racing a revocation).
+            // They must not come back with the new grant.
+            if self.store.count(pair()).await? > 0 {
+                purged_events = self.store.delete(pair()).await?;
+                tracing::warn!(purged_events, "events stored without a grant removed before a re-grant");
+            }
+        }
+        let (grant, changed) = match transition {
             Some(next) => {
                 self.store.put_consent(next.clone()).await?;
                 (next, true)
             }
             None => (previous.cloned().ok_or_else(|| EngineError::invalid("state", "no change"))?, false),
         };
-        let mut purged_events = 0;
         if state == ConsentState::Revoked {
             let still = current.iter().any(|g| g.source_id == source_id && g.purpose != purpose && g.is_granted());
             if !still {
-                purged_events = self.store.delete(Scope::user_sources(user_id, vec![source_id.to_string()])).await?;
+                purged_events = self.store.delete(pair()).await?;
             }
         }
-        Ok(ConsentChange { grant, changed, purged_events })
+        let purge_ticket = if purged_events > 0 { self.store.schedule_purge().await? } else { 0 };
+        Ok(ConsentChange { grant, changed, purged_events, purge_ticket })
+    }
+
+    /// Where the physical purge of a ticket (from an erasure receipt or a
+    /// consent change) stands.
+    pub async fn erasure_status(&self, ticket: u64) -> Result<PurgeState, EngineError> {
+        if ticket == 0 {
+            return Err(EngineError::invalid("purge_ticket", "required (from EraseUser or SetConsent)"));
+        }
+        match self.store.purge_status(ticket).await? {
+            PurgeState::Unknown => Err(EngineError::invalid("purge_ticket", format!("no purge {ticket} was issued"))),
+            state => Ok(state),
+        }
     }
 
     pub async fn list_consents(&self, user_id: &str) -> Result<Vec<ConsentGrant>, EngineError> {
@@ -725,19 +832,43 @@ impl Engine {
         Ok(grants)
     }
 
-    /// Removes every event, consent record and access record of the user.
-    /// Consents go first, so no ingest can store new events for the user
-    /// while the rest is deleted.
+    /// Removes every event, consent record and access record of the user,
+    /// drops their cached query vectors, and schedules the physical purge.
+    ///
+    /// Fenced: calls for this person that started earlier finish first;
+    /// calls that arrive meanwhile wait and then find nothing (an unknown
+    /// person gets no access record). Consents go first, so no ingest can
+    /// store new events for the user while the rest is deleted. The counts
+    /// of what remains are read from the store afterwards.
     pub async fn erase_user(&self, user_id: &str, now: i64) -> Result<ErasureReceipt, EngineError> {
         self.user_id("user_id", user_id)?;
+        let _fence = self.fence(user_id).write().await;
         let consents_removed = {
             let _guard = self.consent_lock.lock().await;
             self.store.delete_consents(user_id.to_string()).await?
         };
         let events_removed = self.store.delete(Scope::whole_user(user_id)).await?;
         let access_records_removed = self.store.delete_access(user_id.to_string()).await?;
+        if let Some(cache) = &self.query_cache {
+            let digest = user_digest(user_id);
+            cache.retain(|_, cached| cached.user != digest);
+        }
         let remaining_points = self.store.count(Scope::whole_user(user_id)).await?;
-        tracing::info!(events_removed, consents_removed, access_records_removed, remaining_points, "user erased");
+        let remaining_consents =
+            self.store.consents(vec![user_id.to_string()]).await?.iter().filter(|g| g.user_id == user_id).count();
+        let remaining_access_records = self.store.count_access(user_id.to_string()).await?;
+        let purge_ticket = self.store.schedule_purge().await?;
+        let purge_state = self.store.purge_status(purge_ticket).await?;
+        tracing::info!(
+            events_removed,
+            consents_removed,
+            access_records_removed,
+            remaining_points,
+            remaining_consents,
+            remaining_access_records,
+            purge_ticket,
+            "user erased"
+        );
         Ok(ErasureReceipt {
             user_id: user_id.to_string(),
             events_removed,
@@ -745,6 +876,11 @@ impl Engine {
             access_records_removed,
             erased_at: now,
             remaining_points,
+            remaining_consents,
+            remaining_access_records,
+            purge_ticket,
+            purge_state,
+            purge_due_by: now + PURGE_BOUND_SECS,
         })
     }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use ce_core::domain::{ActivityEvent, ConsentGrant, ConsentState, CustomData, Purpose};
 use ce_embed::{BatchConfig, EmbedHandle};
 
-use crate::fakes::{grants_by_key, HashEmbedder, MemoryStore, WordCounter};
+use crate::fakes::{grants_by_key, Gate, HashEmbedder, MemoryStore, WordCounter};
 use crate::*;
 
 const NOW: i64 = 1_790_000_000;
@@ -20,8 +20,13 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
+    fixture_with(None)
+}
+
+fn fixture_with(gate: Option<Gate>) -> Fixture {
     let store = MemoryStore::new();
-    let embedder = HashEmbedder::new(64);
+    let mut embedder = HashEmbedder::new(64);
+    embedder.gate = gate;
     let embedded = embedder.calls.clone();
     let handle = EmbedHandle::spawn(Box::new(embedder), BatchConfig::default()).unwrap();
     let engine = Engine::new(handle, store.clone(), Arc::new(WordCounter), EngineConfig::default());
@@ -416,4 +421,123 @@ async fn embed_validates_its_texts() {
     }
     let v = f.engine.embed(vec!["a b".into()]).await.unwrap();
     assert_eq!(v[0].len(), 64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_waits_for_an_ingest_in_flight_and_then_purges_it() {
+    let gate = Gate::default();
+    let f = Arc::new(fixture_with(Some(gate.clone())));
+    grant(&f, "u1", "shop", Purpose::ChatAssistant).await;
+    let ingest = {
+        let f = f.clone();
+        tokio::spawn(async move { f.engine.ingest(vec![purchase("u1", "shop", "e1", "tent", 1)], NOW).await })
+    };
+    // The ingest has read the ledger and waits in the embedder.
+    while f.store.calls.lock().iter().filter(|c| **c == "consents").count() < 2 {
+        tokio::task::yield_now().await;
+    }
+    let revoke = {
+        let f = f.clone();
+        tokio::spawn(async move {
+            f.engine.set_consent("u1", "shop", Some(Purpose::ChatAssistant), Some(ConsentState::Revoked), NOW).await
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(!revoke.is_finished(), "the revocation waits for the ingest in flight");
+    gate.open();
+    let out = ingest.await.unwrap().unwrap();
+    let change = revoke.await.unwrap().unwrap();
+    assert!(out[0].is_accepted(), "accepted under the grant in force when it ran: {out:?}");
+    assert_eq!(change.purged_events, 1, "and purged by the revocation that followed");
+    assert!(change.purge_ticket > 0);
+    assert!(f.store.events.lock().is_empty());
+    grant(&f, "u1", "shop", Purpose::ChatAssistant).await;
+    assert!(f
+        .engine
+        .get_context(request("u1", Purpose::ChatAssistant, "tent"), NOW)
+        .await
+        .unwrap()
+        .snippets
+        .is_empty());
+}
+
+#[tokio::test]
+async fn an_event_left_by_a_crash_before_the_recheck_is_purged_at_the_next_grant() {
+    let f = fixture();
+    grant(&f, "u1", "shop", Purpose::ChatAssistant).await;
+    let current = f.store.grants.lock()[0].clone();
+    let revoked =
+        ConsentGrant::transition(Some(&current), ("u1", "shop", Purpose::ChatAssistant), ConsentState::Revoked, NOW)
+            .unwrap();
+    // Another replica revokes right after the write; this process dies
+    // before its re-check (the ledger read fails, as a crash would stop it).
+    let store = f.store.clone();
+    *f.store.after_upsert.lock() = Some(Box::new(move |s: &MemoryStore| {
+        s.set_grant(revoked);
+        *store.fail_next_consents.lock() = true;
+    }));
+    assert!(f.engine.ingest(vec![purchase("u1", "shop", "e1", "tent", 1)], NOW).await.is_err());
+    assert_eq!(f.store.events.lock().len(), 1, "the crash left the event behind");
+    // Not retrievable while no grant is in force...
+    assert!(f
+        .engine
+        .get_context(request("u1", Purpose::ChatAssistant, "tent"), NOW)
+        .await
+        .unwrap()
+        .snippets
+        .is_empty());
+    // ...and not after a new grant either.
+    let change = f
+        .engine
+        .set_consent("u1", "shop", Some(Purpose::ChatAssistant), Some(ConsentState::Granted), NOW)
+        .await
+        .unwrap();
+    assert_eq!(change.purged_events, 1);
+    assert!(f.store.events.lock().is_empty());
+    assert!(f
+        .engine
+        .get_context(request("u1", Purpose::ChatAssistant, "tent"), NOW)
+        .await
+        .unwrap()
+        .snippets
+        .is_empty());
+    // A grant of a second purpose while one is in force purges nothing.
+    f.engine.ingest(vec![purchase("u1", "shop", "e2", "tent", 1)], NOW).await.unwrap();
+    let change =
+        f.engine.set_consent("u1", "shop", Some(Purpose::FeedRanking), Some(ConsentState::Granted), NOW).await.unwrap();
+    assert_eq!(change.purged_events, 0);
+    assert_eq!(f.store.events.lock().len(), 1);
+}
+
+#[tokio::test]
+async fn erasure_drops_the_persons_cached_query_vectors_only() {
+    let f = fixture();
+    grant(&f, "u1", "shop", Purpose::ChatAssistant).await;
+    grant(&f, "u2", "shop", Purpose::ChatAssistant).await;
+    f.engine.get_context(request("u1", Purpose::ChatAssistant, "gift ideas"), NOW).await.unwrap();
+    f.engine.get_context(request("u2", Purpose::ChatAssistant, "gift ideas"), NOW).await.unwrap();
+    let cache = f.engine.query_cache.as_ref().unwrap();
+    assert_eq!(cache.len(), 2);
+    let receipt = f.engine.erase_user("u1", NOW).await.unwrap();
+    assert_eq!(cache.len(), 1);
+    let (u1, u2) = (user_digest("u1"), user_digest("u2"));
+    assert!(cache.iter().all(|(_, c)| c.user == u2 && c.user != u1));
+    assert_eq!((receipt.remaining_consents, receipt.remaining_access_records), (0, 0));
+    assert_eq!(receipt.purge_state, PurgeState::Purged { at: 0 });
+    assert_eq!(receipt.purge_due_by, NOW + PURGE_BOUND_SECS);
+    assert!(matches!(f.engine.erasure_status(receipt.purge_ticket).await, Ok(PurgeState::Purged { .. })));
+    assert!(matches!(f.engine.erasure_status(0).await, Err(EngineError::InvalidArgument { .. })));
+    assert!(matches!(f.engine.erasure_status(999).await, Err(EngineError::InvalidArgument { .. })));
+}
+
+#[tokio::test]
+async fn calls_for_an_unknown_or_erased_person_leave_no_record() {
+    let f = fixture();
+    grant(&f, "u1", "shop", Purpose::ChatAssistant).await;
+    f.engine.get_context(request("u1", Purpose::ChatAssistant, "q"), NOW).await.unwrap();
+    f.engine.get_context(request("stranger", Purpose::ChatAssistant, "q"), NOW).await.unwrap();
+    assert_eq!(f.store.access.lock().len(), 1, "only the known person's call is logged");
+    f.engine.erase_user("u1", NOW).await.unwrap();
+    f.engine.get_context(request("u1", Purpose::ChatAssistant, "q"), NOW).await.unwrap();
+    assert!(f.store.access.lock().is_empty(), "nothing holds the erased id again");
 }

@@ -42,8 +42,9 @@ use crate::payload::{
     from_payload, scope_filter_json, user_filter_json, users_filter_json,
 };
 use crate::{
-    AccessLog, Candidates, CollectionKind, ConsentLedger, EventStore, Page, RawPoint, RawStore, ScoredRecord,
-    SearchRequest, StoreError, StoreManifest, StoredPoint, VectorStore, DENSE_VECTOR, SCHEMA_VERSION, SPARSE_VECTOR,
+    AccessLog, Candidates, CollectionKind, ConsentLedger, EventStore, Page, PurgeState, RawPoint, RawStore,
+    ScoredRecord, SearchRequest, StoreError, StoreManifest, StoredPoint, VectorStore, DENSE_VECTOR, SCHEMA_VERSION,
+    SPARSE_VECTOR,
 };
 use ce_core::domain::{AccessRecord, ConsentGrant, EventRecord, RetrievalMode, Scope};
 
@@ -67,6 +68,8 @@ const MANIFEST_FILE: &str = "engine_store.json";
 /// The journals of the event and access shards, next to their directories.
 const ACTIVITY_JOURNAL_FILE: &str = "activity.journal";
 const ACCESS_JOURNAL_FILE: &str = "access.journal";
+/// Purge bookkeeping (see `PurgeFile`).
+const PURGE_FILE: &str = "purge.json";
 /// The ledger and the access log carry no meaningful vector; Edge shards
 /// want one, so they get a constant 1-d vector.
 const NO_VECTOR: &str = "none";
@@ -117,6 +120,7 @@ impl Collection {
         optimize_every: u64,
     ) -> Result<Self, StoreError> {
         std::fs::create_dir_all(path).map_err(io("create data dir"))?;
+        remove_temp_segments(path).map_err(io("remove temp segments"))?;
         let freed = trim_wal(path).map_err(io("trim WAL"))?;
         if freed > 0 {
             tracing::info!(shard = %path.display(), freed_bytes = freed, "removed WAL segments Qdrant Edge never reads");
@@ -276,17 +280,19 @@ impl Collection {
         match &self.journal {
             Some(journal) => {
                 let shard = Arc::clone(&self.shard);
+                let frame =
+                    journal::encode(points.iter().map(|(id, vectors, payload)| (id, payload, dense_in(vectors))))?;
                 let pending = journal
-                    .append(move || {
-                        let frame = journal::encode(
-                            points.iter().map(|(id, vectors, payload)| (id, payload, dense_in(vectors))),
-                        )?;
-                        // Applied first, journalled second: see `super::journal`.
-                        let guard = shard.read();
-                        let shard = guard.as_ref().ok_or(StoreError::Closed)?;
-                        shard.update(upsert_operation(points)).map_err(backend("upsert"))?;
-                        Ok(frame)
-                    })
+                    .append(
+                        move || Ok(frame),
+                        // Journalled first, applied second, under the
+                        // journal's lock: see `crate::journal`.
+                        move || {
+                            let guard = shard.read();
+                            let shard = guard.as_ref().ok_or(StoreError::Closed)?;
+                            shard.update(upsert_operation(points)).map_err(backend("upsert"))
+                        },
+                    )
                     .await?;
                 self.checkpoint_when_due(pending);
             }
@@ -426,6 +432,53 @@ impl Collection {
         Ok(())
     }
 
+    /// Physically removes every deleted point from the shard's files: the
+    /// segments that hold one are rebuilt from their live points (Qdrant's
+    /// vacuum optimiser with both thresholds at 0), the old segment
+    /// directories are deleted, and the WAL is rolled over twice with no-op
+    /// records so that every segment holding an earlier record is closed
+    /// and not the newest, and [`trim_wal`] deletes it. Blocking; searches
+    /// and writes go on meanwhile (the optimiser swaps segments through
+    /// proxies).
+    fn purge_blocking(&self) -> Result<(), StoreError> {
+        // One optimisation at a time: wait for a background one to finish.
+        while self.optimizing.compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst).is_err() {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let result = self.vacuum_and_roll();
+        self.optimizing.store(false, Ordering::SeqCst);
+        result
+    }
+
+    fn vacuum_and_roll(&self) -> Result<(), StoreError> {
+        {
+            let guard = self.shard.read();
+            let shard = guard.as_ref().ok_or(StoreError::Closed)?;
+            let saved = shard.config().optimizers.clone();
+            let vacuum_all = qdrant_edge::EdgeOptimizersConfig {
+                deleted_threshold: Some(0.0),
+                vacuum_min_vector_number: Some(0),
+                ..saved.clone()
+            };
+            shard.set_optimizers_config(vacuum_all).map_err(backend("purge"))?;
+            let optimized = shard.optimize().map_err(backend("purge"));
+            shard.set_optimizers_config(saved).map_err(backend("purge"))?;
+            optimized?;
+        }
+        self.flush_blocking()?;
+        {
+            let guard = self.shard.read();
+            let shard = guard.as_ref().ok_or(StoreError::Closed)?;
+            // A record larger than the open segment's file cannot fit in it:
+            // the open segment is retired and a new one sized to the record
+            // takes it (full). The second record retires that one too.
+            let open_capacity = wal_open_capacity(shard.path()).map_err(io("purge"))?;
+            shard.update(no_op_record(open_capacity + 4096)).map_err(backend("purge"))?;
+            shard.update(no_op_record(16)).map_err(backend("purge"))?;
+        }
+        self.flush_blocking()
+    }
+
     /// Checkpoints (a failure leaves the journal to be replayed on the next
     /// open), then drops the shard, which flushes it. Blocking.
     fn close(&self) {
@@ -511,6 +564,55 @@ fn trim_wal(shard_dir: &Path) -> std::io::Result<u64> {
     Ok(freed)
 }
 
+/// The largest `open-*` WAL segment file of a shard (the open segment and
+/// the spare one the WAL keeps ahead), in bytes.
+fn wal_open_capacity(shard_dir: &Path) -> std::io::Result<usize> {
+    let mut largest = 0;
+    for entry in std::fs::read_dir(shard_dir.join("wal"))? {
+        let entry = entry?;
+        if entry.file_name().to_str().is_some_and(|n| n.starts_with("open-")) {
+            largest = largest.max(entry.metadata()?.len() as usize);
+        }
+    }
+    Ok(largest)
+}
+
+/// An update that changes nothing (a payload set on no point) but takes
+/// `bytes` in the WAL: used to roll the WAL over.
+fn no_op_record(bytes: usize) -> UpdateOperation {
+    let mut payload = serde_json::Map::new();
+    payload.insert("wal_roll".into(), Value::String("0".repeat(bytes)));
+    UpdateOperation::PayloadOperation(qdrant_edge::PayloadOps::SetPayload(qdrant_edge::SetPayloadOp {
+        payload: qdrant_edge::Payload(payload),
+        points: Some(Vec::new()),
+        filter: None,
+        key: None,
+    }))
+}
+
+/// Removes what an optimisation interrupted by a crash left behind: Qdrant
+/// Edge builds segments under `temp_segments/` and renames them into place
+/// when done, and does not clean that folder on load; a half-built segment
+/// there holds copies of points, deleted ones' included.
+fn remove_temp_segments(shard_dir: &Path) -> std::io::Result<()> {
+    let temp = shard_dir.join("temp_segments");
+    match std::fs::read_dir(&temp) {
+        Ok(entries) => {
+            for entry in entries {
+                let path = entry?.path();
+                if path.is_dir() {
+                    std::fs::remove_dir_all(&path)?;
+                } else {
+                    std::fs::remove_file(&path)?;
+                }
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 fn upsert_operation(points: Vec<(Uuid, qdrant_edge::Vectors, Map<String, Value>)>) -> UpdateOperation {
     let structs = points
         .into_iter()
@@ -519,11 +621,83 @@ fn upsert_operation(points: Vec<(Uuid, qdrant_edge::Vectors, Map<String, Value>)
     UpdateOperation::PointOperation(PointOperations::UpsertPoints(PointInsertOperations::PointsList(structs)))
 }
 
+/// Purge bookkeeping, persisted in `<data-dir>/purge.json` (counters and a
+/// time: no personal data). `issued` counts deletions (each is counted
+/// before it runs); a purge pass that started when `issued` was N sets
+/// `purged` to N when it ends. A store opened with `purged < issued` (a
+/// crash after a delete, before its purge) purges before it serves.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct PurgeFile {
+    issued: u64,
+    purged: u64,
+    /// Unix seconds when the last pass ended.
+    purged_at: i64,
+}
+
+struct Purger {
+    path: PathBuf,
+    state: parking_lot::Mutex<PurgeFile>,
+    /// One pass at a time; passes coalesce.
+    running: tokio::sync::Mutex<()>,
+}
+
+impl Purger {
+    fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        let path = data_dir.join(PURGE_FILE);
+        let state = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| StoreError::Backend { operation: "read purge state", message: e.to_string() })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => PurgeFile::default(),
+            Err(e) => return Err(io("read purge state")(e)),
+        };
+        Ok(Self { path, state: parking_lot::Mutex::new(state), running: tokio::sync::Mutex::new(()) })
+    }
+
+    /// Writes the state durably (temporary file, rename, directory sync).
+    fn persist(&self, state: PurgeFile) -> Result<(), StoreError> {
+        let tmp = self.path.with_extension("json.tmp");
+        let bytes = serde_json::to_vec(&state)
+            .map_err(|e| StoreError::Backend { operation: "write purge state", message: e.to_string() })?;
+        let mut file = std::fs::File::create(&tmp).map_err(io("write purge state"))?;
+        std::io::Write::write_all(&mut file, &bytes).map_err(io("write purge state"))?;
+        file.sync_all().map_err(io("write purge state"))?;
+        std::fs::rename(&tmp, &self.path).map_err(io("write purge state"))?;
+        if let Some(dir) = self.path.parent() {
+            std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io("write purge state"))?;
+        }
+        Ok(())
+    }
+
+    /// Counts one deletion about to run. Blocking (one small synced write).
+    fn intent(&self) -> Result<u64, StoreError> {
+        let mut state = self.state.lock();
+        state.issued += 1;
+        self.persist(*state)?;
+        Ok(state.issued)
+    }
+
+    fn status(&self, ticket: u64) -> PurgeState {
+        let state = *self.state.lock();
+        if ticket > state.issued {
+            PurgeState::Unknown
+        } else if ticket <= state.purged {
+            PurgeState::Purged { at: state.purged_at }
+        } else {
+            PurgeState::Pending
+        }
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
 #[derive(Clone)]
 pub struct EdgeStore {
     activity: Collection,
     consent: Collection,
     access: Collection,
+    purger: Arc<Purger>,
     bm25: Arc<EdgeBm25>,
     path: Arc<PathBuf>,
     manifest: Arc<StoreManifest>,
@@ -540,7 +714,22 @@ pub(super) fn bm25(avg_len: f64) -> Result<EdgeBm25, StoreError> {
 fn one_vector(name: &str, size: usize) -> EdgeConfig {
     EdgeConfig {
         vectors: [(name.to_string(), EdgeVectorParams::builder(size, Distance::Cosine).build())].into_iter().collect(),
+        wal_options: Some(wal_options()),
         ..Default::default()
+    }
+}
+
+/// WAL segments of 4 MiB instead of Qdrant's 32 MiB (for shards created
+/// from now on; a shard keeps the options it was made with). Qdrant Edge
+/// 0.7 only appends to its WAL (see [`trim_wal`]), and each shard keeps
+/// the open segment, a spare and the newest closed one, preallocated: 3 ×
+/// 32 MiB per shard was ~300 MB of WAL for an empty store, and a purge's
+/// roll-over writes one segment's worth of no-op record.
+fn wal_options() -> qdrant_edge::WalOptions {
+    qdrant_edge::WalOptions {
+        segment_capacity: 4 << 20,
+        segment_queue_len: 0,
+        retain_closed: std::num::NonZeroUsize::MIN,
     }
 }
 
@@ -622,10 +811,22 @@ impl EdgeStore {
             activity,
             consent: Collection::open(&dir.join("consent"), one_vector(NO_VECTOR, 1), consent_indexes(), 0)?,
             access,
+            purger: Arc::new(Purger::open(dir)?),
             bm25,
             path: Arc::new(dir.clone()),
             manifest: Arc::new(manifest),
         };
+        let pending = *store.purger.state.lock();
+        if pending.purged < pending.issued {
+            // Deletions whose purge never ran (a crash in between): purge
+            // now, before anything is served.
+            let started = std::time::Instant::now();
+            store.purge_pass_blocking(pending.issued)?;
+            tracing::info!(
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "purged deleted data left by an interrupted erasure"
+            );
+        }
         Ok(store)
     }
 
@@ -653,6 +854,41 @@ impl EdgeStore {
             CollectionKind::Consent => &self.consent,
             CollectionKind::Access => &self.access,
         }
+    }
+
+    /// One purge pass over the three shards; marks every deletion counted
+    /// up to `target` as purged. Blocking.
+    fn purge_pass_blocking(&self, target: u64) -> Result<(), StoreError> {
+        for collection in [&self.activity, &self.consent, &self.access] {
+            collection.purge_blocking()?;
+        }
+        let mut state = self.purger.state.lock();
+        if state.purged < target {
+            state.purged = target;
+        }
+        state.purged_at = unix_now();
+        self.purger.persist(*state)
+    }
+
+    /// Counts a deletion before it runs (see `PurgeFile`).
+    async fn purge_intent(&self) -> Result<u64, StoreError> {
+        let purger = Arc::clone(&self.purger);
+        tokio::task::spawn_blocking(move || purger.intent())
+            .await
+            .map_err(|e| StoreError::Backend { operation: "purge intent", message: e.to_string() })?
+    }
+
+    /// Runs purge passes until every deletion counted so far is purged.
+    async fn purge_now(&self) -> Result<(), StoreError> {
+        let _running = self.purger.running.lock().await;
+        let target = self.purger.state.lock().issued;
+        if self.purger.state.lock().purged >= target {
+            return Ok(());
+        }
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.purge_pass_blocking(target))
+            .await
+            .map_err(|e| StoreError::Backend { operation: "purge", message: e.to_string() })?
     }
 
     /// Optimises the event collection now (see `Collection::optimize`); the
@@ -861,6 +1097,7 @@ impl EventStore for EdgeStore {
         if scope.is_empty() {
             return Ok(0);
         }
+        self.purge_intent().await?;
         self.activity.delete(scope_filter_json(&scope)).await
     }
 
@@ -868,6 +1105,7 @@ impl EventStore for EdgeStore {
         if ids.is_empty() {
             return Ok(());
         }
+        self.purge_intent().await?;
         self.activity.delete_ids(ids.into_iter().map(PointId::Uuid).collect()).await
     }
 
@@ -922,6 +1160,7 @@ impl ConsentLedger for EdgeStore {
     }
 
     async fn delete_consents(&self, user_id: String) -> Result<usize, StoreError> {
+        self.purge_intent().await?;
         self.consent.delete(user_filter_json(&user_id)).await
     }
 }
@@ -949,12 +1188,35 @@ impl AccessLog for EdgeStore {
     /// Checkpoints first (see `Collection::deleting`), so that no copy of
     /// the user's records stays in the journal once the shard deleted them.
     async fn delete_access(&self, user_id: String) -> Result<usize, StoreError> {
+        self.purge_intent().await?;
         self.access.delete(user_filter_json(&user_id)).await
+    }
+
+    async fn count_access(&self, user_id: String) -> Result<usize, StoreError> {
+        self.access.count(user_filter_json(&user_id)).await
     }
 }
 
 #[async_trait]
 impl VectorStore for EdgeStore {
+    async fn schedule_purge(&self) -> Result<u64, StoreError> {
+        let ticket = self.purger.state.lock().issued;
+        let this = self.clone();
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            match this.purge_now().await {
+                Ok(()) => tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "purge pass done"),
+                // The next pass (the next erasure, or the next open) retries.
+                Err(e) => tracing::error!(error = %e, "purge pass failed"),
+            }
+        });
+        Ok(ticket)
+    }
+
+    async fn purge_status(&self, ticket: u64) -> Result<PurgeState, StoreError> {
+        Ok(self.purger.status(ticket))
+    }
+
     async fn flush(&self) -> Result<(), StoreError> {
         self.activity.checkpoint().await?;
         self.consent.flush().await?;

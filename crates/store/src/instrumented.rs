@@ -9,7 +9,8 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use crate::{
-    AccessLog, Candidates, ConsentLedger, EventStore, Page, SearchRequest, StoreError, StoredPoint, VectorStore,
+    AccessLog, Candidates, ConsentLedger, EventStore, Page, PurgeState, SearchRequest, StoreError, StoredPoint,
+    VectorStore,
 };
 use ce_core::domain::{AccessRecord, ConsentGrant, Scope};
 use ce_metrics::metrics;
@@ -79,10 +80,22 @@ impl AccessLog for Instrumented {
     async fn delete_access(&self, user_id: String) -> Result<usize, StoreError> {
         timed("delete_access", self.inner.delete_access(user_id)).await
     }
+
+    async fn count_access(&self, user_id: String) -> Result<usize, StoreError> {
+        timed("count_access", self.inner.count_access(user_id)).await
+    }
 }
 
 #[async_trait]
 impl VectorStore for Instrumented {
+    async fn schedule_purge(&self) -> Result<u64, StoreError> {
+        timed("schedule_purge", self.inner.schedule_purge()).await
+    }
+
+    async fn purge_status(&self, ticket: u64) -> Result<PurgeState, StoreError> {
+        self.inner.purge_status(ticket).await
+    }
+
     async fn flush(&self) -> Result<(), StoreError> {
         timed("flush", self.inner.flush()).await
     }

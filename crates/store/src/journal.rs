@@ -8,19 +8,20 @@
 //! event shard of a 100k-event store. That was a third of a GetContext and
 //! two thirds of a one-event Ingest.
 //!
-//! Instead, a batch of points is applied to the collection without a flush,
-//! then appended to this file, and the call returns once the file is synced
+//! Instead, a batch of points is appended to this file, then applied to the
+//! collection without a flush, and the call returns once the file is synced
 //! (`fdatasync`; writers that arrive while one sync runs share the next: group
 //! commit). Every few MiB a checkpoint flushes the collection and empties the
 //! journal. On open, whatever the journal still holds is applied again
 //! (upserts by id, in the order written) and checkpointed.
 //!
 //! Ordering is what makes this safe:
-//! - a batch is applied to the collection *before* it is written here, and
-//!   the checkpoint holds the file's lock from before the collection flush
-//!   until after truncation, so every batch in the file when the checkpoint
-//!   starts is in the flushed collection, and none can be written in
-//!   between;
+//! - a batch is written here and applied to the collection under the file's
+//!   lock (write first, so a failed write leaves the collection untouched),
+//!   and the checkpoint holds the same lock from before the collection
+//!   flush until after truncation, so every batch in the file when the
+//!   checkpoint starts is in the flushed collection, and none can be
+//!   written in between;
 //! - applying and writing happen under the file's lock, in one blocking
 //!   task, so the file holds the batches in the order the collection
 //!   applied them, and a replay ends in the same state;
@@ -154,12 +155,40 @@ fn decode_all(bytes: &[u8]) -> (Vec<Entry>, usize) {
     (entries, at)
 }
 
+/// The file operations the journal needs: a seam, so tests can inject
+/// short writes and failed syncs ([`Journal::open_with`]).
+pub(crate) trait JournalIo: Send + Sync + 'static {
+    /// Appends all of `bytes` at the end (the file is opened for append).
+    fn append(&self, bytes: &[u8]) -> std::io::Result<()>;
+    fn set_len(&self, len: u64) -> std::io::Result<()>;
+    fn sync_data(&self) -> std::io::Result<()>;
+    fn sync_all(&self) -> std::io::Result<()>;
+}
+
+impl JournalIo for File {
+    fn append(&self, bytes: &[u8]) -> std::io::Result<()> {
+        (&*self).write_all(bytes)
+    }
+
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        File::set_len(self, len)
+    }
+
+    fn sync_data(&self) -> std::io::Result<()> {
+        File::sync_data(self)
+    }
+
+    fn sync_all(&self) -> std::io::Result<()> {
+        File::sync_all(self)
+    }
+}
+
 struct Inner {
     path: PathBuf,
-    /// Append handle; held by every write and for a whole checkpoint.
-    file: parking_lot::Mutex<File>,
-    /// A second handle on the same file, for `fdatasync` without the lock.
-    syncer: File,
+    io: Arc<dyn JournalIo>,
+    /// The file's length: every frame before it was written whole. Held by
+    /// every write and for a whole checkpoint (the file's lock).
+    len: parking_lot::Mutex<u64>,
     /// Frames written so far (counts up).
     written: AtomicU64,
     /// Bytes written since the last checkpoint.
@@ -169,6 +198,10 @@ struct Inner {
     /// Shared by writes, exclusive for deletes.
     gate: tokio::sync::RwLock<()>,
     checkpointing: AtomicBool,
+    /// Set when a failure left the file in a state we could not repair (a
+    /// failed truncation, a failed sync): every later write is refused
+    /// until a checkpoint succeeds or the store is reopened.
+    poisoned: parking_lot::Mutex<Option<String>>,
 }
 
 #[derive(Clone)]
@@ -186,6 +219,15 @@ impl Journal {
     /// Opens (or creates) the journal at `path` and returns what it holds.
     /// A torn tail is cut off. Blocking.
     pub fn open(path: &Path) -> Result<(Self, Vec<Entry>), StoreError> {
+        Self::open_with(path, |file| Arc::new(file))
+    }
+
+    /// As [`Journal::open`], with the file's operations wrapped by `io`
+    /// (fault injection in tests).
+    pub(crate) fn open_with(
+        path: &Path,
+        io_of: impl FnOnce(File) -> Arc<dyn JournalIo>,
+    ) -> Result<(Self, Vec<Entry>), StoreError> {
         let mut file =
             OpenOptions::new().read(true).append(true).create(true).open(path).map_err(io("open journal"))?;
         // The file's directory entry must be durable before a synced frame
@@ -206,42 +248,46 @@ impl Journal {
             file.set_len(valid as u64).map_err(io("truncate journal"))?;
             file.sync_all().map_err(io("sync journal"))?;
         }
-        let syncer = file.try_clone().map_err(io("open journal"))?;
         let journal = Self {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
-                file: parking_lot::Mutex::new(file),
-                syncer,
+                io: io_of(file),
+                len: parking_lot::Mutex::new(valid as u64),
                 written: AtomicU64::new(0),
                 pending: AtomicU64::new(valid as u64),
                 durable: tokio::sync::Mutex::new(0),
                 gate: tokio::sync::RwLock::new(()),
                 checkpointing: AtomicBool::new(false),
+                poisoned: parking_lot::Mutex::new(None),
             }),
         };
         Ok((journal, entries))
     }
 
-    /// Runs `write` (blocking: it applies a batch to the collection without
-    /// a flush and returns the batch's frame, from [`encode`]) under the
-    /// file's lock, appends the frame, and returns once it is on disk.
-    /// Returns the bytes pending since the last checkpoint.
-    pub async fn append<W>(&self, write: W) -> Result<u64, StoreError>
+    /// Writes a batch: under the file's lock, `encode` makes its frame
+    /// (see [`encode`]), the frame is appended, and `apply` applies the
+    /// batch to the collection (without a flush); then returns once the
+    /// frame is on disk. Returns the bytes pending since the last
+    /// checkpoint. Blocking closures.
+    ///
+    /// Failures leave no partial frame and no invisible-but-replayed batch:
+    /// a failed or short write is cut off again (the batch was not applied);
+    /// a failed apply removes its frame again. Either way the call fails
+    /// and nothing of the batch remains. If the cut itself fails, or the
+    /// sync fails (the kernel may have dropped the written pages), the
+    /// outcome is unknown: the call fails with `Unavailable` saying the
+    /// batch may have been written, and the journal refuses every later
+    /// write until a checkpoint (which makes what was applied durable by a
+    /// shard flush) succeeds.
+    pub async fn append<E, A>(&self, encode: E, apply: A) -> Result<u64, StoreError>
     where
-        W: FnOnce() -> Result<Vec<u8>, StoreError> + Send + 'static,
+        E: FnOnce() -> Result<Vec<u8>, StoreError> + Send + 'static,
+        A: FnOnce() -> Result<(), StoreError> + Send + 'static,
     {
         let (mine, pending) = {
             let _gate = self.inner.gate.read().await;
             let inner = Arc::clone(&self.inner);
-            tokio::task::spawn_blocking(move || {
-                let mut file = inner.file.lock();
-                let frame = write()?;
-                file.write_all(&frame).map_err(io("write journal"))?;
-                let pending = inner.pending.fetch_add(frame.len() as u64, Ordering::SeqCst) + frame.len() as u64;
-                Ok::<_, StoreError>((inner.written.fetch_add(1, Ordering::SeqCst) + 1, pending))
-            })
-            .await
-            .map_err(join_error)??
+            tokio::task::spawn_blocking(move || inner.write_frame(encode, apply)).await.map_err(join_error)??
         };
         let mut durable = self.inner.durable.lock().await;
         if *durable >= mine {
@@ -250,9 +296,12 @@ impl Journal {
         // Every frame counted here has been written in full.
         let covered = self.inner.written.load(Ordering::SeqCst);
         let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || inner.syncer.sync_data().map_err(io("sync journal")))
-            .await
-            .map_err(join_error)??;
+        let synced = tokio::task::spawn_blocking(move || inner.io.sync_data()).await.map_err(join_error)?;
+        if let Err(e) = synced {
+            let message = format!("journal sync failed ({e}); the batch may have been written");
+            self.inner.poison(&message);
+            return Err(StoreError::Unavailable { operation: "write journal", message });
+        }
         *durable = covered;
         Ok(pending)
     }
@@ -308,21 +357,72 @@ impl Journal {
 }
 
 impl Inner {
+    fn poison(&self, why: &str) {
+        tracing::error!(journal = %self.path.display(), why, "journal refuses writes until a checkpoint succeeds");
+        *self.poisoned.lock() = Some(why.to_string());
+    }
+
+    /// The blocking part of [`Journal::append`]: returns the frame's number
+    /// and the bytes pending.
+    fn write_frame<E, A>(&self, encode: E, apply: A) -> Result<(u64, u64), StoreError>
+    where
+        E: FnOnce() -> Result<Vec<u8>, StoreError>,
+        A: FnOnce() -> Result<(), StoreError>,
+    {
+        let mut len = self.len.lock();
+        if let Some(why) = self.poisoned.lock().clone() {
+            return Err(StoreError::Unavailable {
+                operation: "write journal",
+                message: format!("an earlier journal failure is not repaired yet: {why}"),
+            });
+        }
+        let frame = encode()?;
+        let before = *len;
+        let cut = |what: &str, e: &dyn std::fmt::Display| -> StoreError {
+            match self.io.set_len(before) {
+                Ok(()) => StoreError::Backend {
+                    operation: "write journal",
+                    message: format!("{what}: {e}; nothing was written"),
+                },
+                Err(cut) => {
+                    let message = format!(
+                        "{what}: {e}; cutting the partial frame failed ({cut}): the batch may have been written"
+                    );
+                    self.poison(&message);
+                    StoreError::Unavailable { operation: "write journal", message }
+                }
+            }
+        };
+        if let Err(e) = self.io.append(&frame) {
+            return Err(cut("journal write failed", &e));
+        }
+        if let Err(e) = apply() {
+            return Err(cut("applying the batch failed", &e));
+        }
+        *len = before + frame.len() as u64;
+        let pending = self.pending.fetch_add(frame.len() as u64, Ordering::SeqCst) + frame.len() as u64;
+        Ok((self.written.fetch_add(1, Ordering::SeqCst) + 1, pending))
+    }
+
     /// Returns how many frames are durable afterwards.
     fn checkpoint<F>(&self, flush: F) -> Result<u64, StoreError>
     where
         F: FnOnce() -> Result<(), StoreError>,
     {
-        let file = self.file.lock();
+        let mut len = self.len.lock();
         let covered = self.written.load(Ordering::SeqCst);
-        // Every frame in the file was applied before it was written, so
-        // after this flush the collection holds all of them on disk.
+        // Every frame in the file was applied when it was written, so after
+        // this flush the collection holds all of them on disk.
         flush()?;
-        file.set_len(0).map_err(io("truncate journal"))?;
+        self.io.set_len(0).map_err(io("truncate journal"))?;
         // Durably empty: a record erased after this point must not come
         // back from the journal after a crash.
-        file.sync_all().map_err(io("sync journal"))?;
+        self.io.sync_all().map_err(io("sync journal"))?;
+        *len = 0;
         self.pending.store(0, Ordering::SeqCst);
+        if self.poisoned.lock().take().is_some() {
+            tracing::info!(journal = %self.path.display(), "journal repaired by a checkpoint");
+        }
         Ok(covered)
     }
 }
@@ -346,7 +446,7 @@ mod tests {
 
     async fn append(journal: &Journal, entries: &[Entry]) -> u64 {
         let frame = frame(entries);
-        journal.append(move || Ok(frame)).await.unwrap()
+        journal.append(move || Ok(frame), || Ok(())).await.unwrap()
     }
 
     #[tokio::test]
@@ -419,12 +519,12 @@ mod tests {
                 let journal = journal.clone();
                 let applied = Arc::clone(&applied);
                 tokio::spawn(async move {
-                    let write = move || {
+                    let apply = move || {
                         std::thread::yield_now();
                         applied.lock().push(entry(n).id);
-                        Ok(frame(&[entry(n)]))
+                        Ok(())
                     };
-                    journal.append(write).await.unwrap();
+                    journal.append(move || Ok(frame(&[entry(n)])), apply).await.unwrap();
                 })
             })
             .collect();
@@ -446,7 +546,12 @@ mod tests {
         let path = dir.path().join("activity.journal");
         let (journal, _) = Journal::open(&path).unwrap();
         append(&journal, &[entry(1), entry(2)]).await;
-        let failed = journal.append(|| Err(StoreError::Backend { operation: "upsert", message: "no".into() })).await;
+        let failed = journal
+            .append(
+                || Ok(frame(&[entry(3)])),
+                || Err(StoreError::Backend { operation: "upsert", message: "no".into() }),
+            )
+            .await;
         assert!(failed.is_err());
         assert_eq!(Journal::open(&path).unwrap().1, vec![entry(1), entry(2)]);
         let path_inside = path.clone();
@@ -455,5 +560,123 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(seen, 0, "the delete saw an empty journal");
+    }
+
+    /// A journal file that fails on request: a short write (half the frame
+    /// lands, then an error), a failed truncation, a failed sync.
+    struct Faulty {
+        file: File,
+        short_write: AtomicBool,
+        fail_set_len: AtomicBool,
+        fail_sync: AtomicBool,
+    }
+
+    impl JournalIo for Faulty {
+        fn append(&self, bytes: &[u8]) -> std::io::Result<()> {
+            if self.short_write.swap(false, Ordering::SeqCst) {
+                (&self.file).write_all(&bytes[..bytes.len() / 2])?;
+                return Err(std::io::Error::other("No space left on device (injected)"));
+            }
+            (&self.file).write_all(bytes)
+        }
+
+        fn set_len(&self, len: u64) -> std::io::Result<()> {
+            if self.fail_set_len.swap(false, Ordering::SeqCst) {
+                return Err(std::io::Error::other("I/O error (injected)"));
+            }
+            self.file.set_len(len)
+        }
+
+        fn sync_data(&self) -> std::io::Result<()> {
+            if self.fail_sync.swap(false, Ordering::SeqCst) {
+                return Err(std::io::Error::other("fsync: I/O error (injected)"));
+            }
+            self.file.sync_data()
+        }
+
+        fn sync_all(&self) -> std::io::Result<()> {
+            self.file.sync_all()
+        }
+    }
+
+    fn faulty(path: &Path) -> (Journal, Arc<Faulty>) {
+        let mut slot = None;
+        let (journal, _) = Journal::open_with(path, |file| {
+            let f = Arc::new(Faulty {
+                file,
+                short_write: AtomicBool::new(false),
+                fail_set_len: AtomicBool::new(false),
+                fail_sync: AtomicBool::new(false),
+            });
+            slot = Some(Arc::clone(&f));
+            f
+        })
+        .unwrap();
+        (journal, slot.unwrap())
+    }
+
+    /// Appends one entry's frame, recording whether the batch was applied.
+    async fn try_append(journal: &Journal, n: u32, applied: &Arc<AtomicBool>) -> Result<u64, StoreError> {
+        let applied = Arc::clone(applied);
+        let frame = frame(&[entry(n)]);
+        journal
+            .append(
+                move || Ok(frame),
+                move || {
+                    applied.store(true, Ordering::SeqCst);
+                    Ok(())
+                },
+            )
+            .await
+    }
+
+    #[tokio::test]
+    async fn a_short_write_is_cut_off_reported_and_not_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("activity.journal");
+        let (journal, faults) = faulty(&path);
+        let applied = Arc::new(AtomicBool::new(false));
+        try_append(&journal, 1, &applied).await.unwrap();
+        faults.short_write.store(true, Ordering::SeqCst);
+        applied.store(false, Ordering::SeqCst);
+        let err = try_append(&journal, 2, &applied).await.unwrap_err();
+        assert!(matches!(err, StoreError::Backend { .. }), "{err}");
+        assert!(err.to_string().contains("nothing was written"), "{err}");
+        assert!(!applied.load(Ordering::SeqCst), "a batch whose write failed is not applied");
+        try_append(&journal, 3, &applied).await.unwrap();
+        drop(journal);
+        let bytes = std::fs::read(&path).unwrap();
+        let (found, valid) = decode_all(&bytes);
+        assert_eq!(found, vec![entry(1), entry(3)], "no partial frame in front of a later acknowledged one");
+        assert_eq!(valid, bytes.len(), "the file is whole frames only");
+    }
+
+    #[tokio::test]
+    async fn an_unrepairable_write_or_a_failed_sync_refuses_writes_until_a_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("access.journal");
+        let (journal, faults) = faulty(&path);
+        let applied = Arc::new(AtomicBool::new(false));
+        // The write fails and so does cutting it off: the outcome is unknown.
+        faults.short_write.store(true, Ordering::SeqCst);
+        faults.fail_set_len.store(true, Ordering::SeqCst);
+        let err = try_append(&journal, 1, &applied).await.unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable { .. }) && err.to_string().contains("may have been written"));
+        let refused = try_append(&journal, 2, &applied).await.unwrap_err();
+        assert!(refused.to_string().contains("not repaired"), "{refused}");
+        assert!(!applied.load(Ordering::SeqCst));
+        journal.checkpoint(|| Ok(())).await.unwrap();
+        try_append(&journal, 3, &applied).await.unwrap();
+        assert_eq!(Journal::open(&path).unwrap().1, vec![entry(3)], "the checkpoint cleared the partial frame");
+
+        // A failed sync: the frame was written and applied, durability is
+        // unknown, so the caller hears "may have been written".
+        faults.fail_sync.store(true, Ordering::SeqCst);
+        let err = try_append(&journal, 4, &applied).await.unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable { .. }) && err.to_string().contains("may have been written"));
+        assert!(try_append(&journal, 5, &applied).await.is_err(), "refused until repaired");
+        journal.checkpoint(|| Ok(())).await.unwrap();
+        try_append(&journal, 6, &applied).await.unwrap();
+        assert_eq!(Journal::open(&path).unwrap().1, vec![entry(6)]);
     }
 }

@@ -146,6 +146,8 @@ pub trait AccessLog: Send + Sync + 'static {
     async fn access_log(&self, user_id: String, limit: usize) -> Result<Vec<AccessRecord>, StoreError>;
     /// Deletes a user's access records; returns how many there were.
     async fn delete_access(&self, user_id: String) -> Result<usize, StoreError>;
+    /// Exact number of a user's access records.
+    async fn count_access(&self, user_id: String) -> Result<usize, StoreError>;
 }
 
 /// A whole backend: event points, the consent ledger and the access log in
@@ -157,9 +159,38 @@ pub trait VectorStore: EventStore + ConsentLedger + AccessLog {
     /// Writes everything buffered to disk.
     async fn flush(&self) -> Result<(), StoreError>;
 
+    /// Asks for the physical removal of everything deleted so far (an
+    /// erasure, a revocation purge): after the purge the deleted points'
+    /// payloads, vectors and ids are in no file the backend keeps. Returns
+    /// at once with a ticket; [`VectorStore::purge_status`] tells when it
+    /// is done. Purges coalesce: one pass covers every ticket issued before
+    /// it started.
+    async fn schedule_purge(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
+    /// Where the purge of `ticket` stands.
+    async fn purge_status(&self, ticket: u64) -> Result<PurgeState, StoreError> {
+        let _ = ticket;
+        Ok(PurgeState::NotSupported)
+    }
+
     /// Flushes and releases local resources; later calls may fail with
     /// [`StoreError::Closed`]. Blocking. A no-op for remote backends.
     fn close(&self) {}
+}
+
+/// Where a physical purge stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PurgeState {
+    /// Deleted (unreadable), not yet removed from the files.
+    Pending,
+    /// Removed from every file; unix seconds when the pass finished.
+    Purged { at: i64 },
+    /// The backend cannot remove deleted data on demand.
+    NotSupported,
+    /// No such ticket was issued.
+    Unknown,
 }
 
 /// The three collections every backend keeps.

@@ -778,6 +778,10 @@ impl AccessLog for QdrantStore {
     async fn delete_access(&self, user_id: String) -> Result<usize, StoreError> {
         self.delete_filter(&self.access, grpc_filter(&user_filter_json(&user_id))?).await
     }
+
+    async fn count_access(&self, user_id: String) -> Result<usize, StoreError> {
+        self.count_filter(&self.access, grpc_filter(&user_filter_json(&user_id))?).await
+    }
 }
 
 #[async_trait]

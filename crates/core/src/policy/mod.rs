@@ -67,6 +67,13 @@ impl ConsentSnapshot {
             .collect()
     }
 
+    /// Whether the ledger holds any entry for the person (granted or
+    /// revoked). A person without one has never been known to the engine,
+    /// or has been erased.
+    pub fn knows_user(&self) -> bool {
+        !self.grants.is_empty()
+    }
+
     /// Whether any purpose is granted for `(user, source_id)`.
     pub fn any_purpose_granted(&self, source_id: &str) -> bool {
         self.grants.iter().any(|g| g.source_id == source_id && g.is_granted())
