@@ -34,6 +34,9 @@ pub enum Command {
     Query(QueryArgs),
     /// Grant or revoke consent on a running server (one, or a JSON-lines file).
     Consent(ConsentArgs),
+    /// Erase a person on a running server; with --wait, until the physical
+    /// purge is done.
+    Erase(EraseArgs),
     /// Embed stdin (one text per line) in process; print one JSON array per line.
     Embed(EmbedArgs),
 }
@@ -327,6 +330,18 @@ pub struct ConsentArgs {
     pub purpose: Purpose,
     #[arg(long, env = "CONTEXT_ENGINE_CONSENT_STATE", value_enum, default_value = "granted")]
     pub state: ConsentState,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct EraseArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Whose data.
+    #[arg(long)]
+    pub user: String,
+    /// Poll GetErasureStatus until the purge is done and print how long it took.
+    #[arg(long)]
+    pub wait: bool,
 }
 
 #[derive(Debug, Clone, Args)]

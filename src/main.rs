@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use context_engine::api::{self, event_to_pb, BearerKey};
 use context_engine::config::{
-    Cli, ClientArgs, Command, ConsentArgs, EmbedArgs, IngestArgs, MigrateArgs, QueryArgs, ServeConfig,
+    Cli, ClientArgs, Command, ConsentArgs, EmbedArgs, EraseArgs, IngestArgs, MigrateArgs, QueryArgs, ServeConfig,
 };
 use context_engine::domain::{ActivityEvent, ConsentState, Purpose};
 use context_engine::embed::Embedder;
@@ -38,6 +38,7 @@ fn main() -> Result<()> {
         Command::Ingest(args) => runtime.block_on(ingest(args)),
         Command::Query(args) => runtime.block_on(query(args)),
         Command::Consent(args) => runtime.block_on(consent(args)),
+        Command::Erase(args) => runtime.block_on(erase(args)),
         Command::Embed(args) => embed(args),
         Command::Migrate(args) => runtime.block_on(migrate(args)),
     }
@@ -228,6 +229,42 @@ async fn consent(args: ConsentArgs) -> Result<()> {
     }
     println!("{} consent records: {changed} changed, {purged} events purged", lines.len());
     Ok(())
+}
+
+async fn erase(args: EraseArgs) -> Result<()> {
+    let (channel, key) = channel(&args.client).await?;
+    let mut client = PrivacyClient::with_interceptor(channel, key);
+    let started = Instant::now();
+    let r = client.erase_user(pb::EraseUserRequest { user_id: args.user.clone() }).await?.into_inner();
+    let erased_ms = started.elapsed().as_secs_f64() * 1e3;
+    println!(
+        "erased {}: {} events, {} consents, {} access records in {erased_ms:.0} ms; remaining {} / {} / {}; purge ticket {} \
+         due by {}",
+        r.user_id,
+        r.events_removed,
+        r.consents_removed,
+        r.access_records_removed,
+        r.remaining_points,
+        r.remaining_consents,
+        r.remaining_access_records,
+        r.purge_ticket,
+        r.purge_due_by
+    );
+    if !args.wait {
+        return Ok(());
+    }
+    loop {
+        let status =
+            client.get_erasure_status(pb::GetErasureStatusRequest { purge_ticket: r.purge_ticket }).await?.into_inner();
+        match pb::ErasureState::try_from(status.state) {
+            Ok(pb::ErasureState::Purged) => {
+                println!("purged {:.1} s after the erasure began", started.elapsed().as_secs_f64());
+                return Ok(());
+            }
+            Ok(pb::ErasureState::PurgeNotSupported) => bail!("this store cannot purge on demand"),
+            _ => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+        }
+    }
 }
 
 async fn ingest(args: IngestArgs) -> Result<()> {

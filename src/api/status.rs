@@ -25,6 +25,7 @@ pub fn to_status(err: EngineError) -> Status {
             StoreError::Backend { .. } => Code::Internal,
             StoreError::Unavailable { .. } => Code::Unavailable,
             StoreError::Closed => Code::Unavailable,
+            StoreError::Conflict { .. } => Code::Aborted,
         },
     };
     Status::new(code, message)

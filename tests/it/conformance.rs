@@ -397,3 +397,53 @@ async fn an_unreachable_qdrant_server_is_a_clear_error() {
     assert!(err.to_string().contains("does not answer"), "{err}");
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }
+
+/// Two engine replicas on one Qdrant server, racing SetConsent on the same
+/// key: every change either side reported as made is counted in the
+/// entry's version (none lost: a compare-and-set on the stored version).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_racing_set_consent_lose_no_update() {
+    use context_engine::domain::{ConsentState, Purpose};
+    use context_engine::engine::{Engine, EngineConfig};
+    let Some(options) = server("consent_race") else { return };
+    let embedder = context_engine::app::load_embedder(&model_dir(), context_engine::embed::DeviceChoice::Cpu).unwrap();
+    let handle = context_engine::embed::EmbedHandle::spawn(Box::new(embedder), Default::default()).unwrap();
+    let counter: Arc<dyn context_engine::rank::CountTokens> =
+        Arc::new(context_engine::tokens::HfTokenCounter::load(&model_dir().join("tokenizer.json")).unwrap());
+    let replica = |store: QdrantStore| {
+        Arc::new(Engine::new(handle.clone(), Arc::new(store), counter.clone(), EngineConfig::default()))
+    };
+    let a = replica(QdrantStore::connect(&options, &manifest()).await.unwrap());
+    let b = replica(QdrantStore::connect(&options, &manifest()).await.unwrap());
+    let rounds = 25;
+    let mut tasks = Vec::new();
+    for (engine, first) in [(a.clone(), ConsentState::Granted), (b.clone(), ConsentState::Revoked)] {
+        tasks.push(tokio::spawn(async move {
+            let mut changed = 0u64;
+            for i in 0..rounds {
+                let state = if i % 2 == 0 {
+                    first
+                } else if first == ConsentState::Granted {
+                    ConsentState::Revoked
+                } else {
+                    ConsentState::Granted
+                };
+                let change = engine
+                    .set_consent("race-user", "shop", Some(Purpose::ChatAssistant), Some(state), T0 + i)
+                    .await
+                    .expect("set consent");
+                changed += u64::from(change.changed);
+            }
+            changed
+        }));
+    }
+    let mut changed = 0;
+    for t in tasks {
+        changed += t.await.unwrap();
+    }
+    let grants = a.list_consents("race-user").await.unwrap();
+    assert_eq!(grants.len(), 1);
+    assert_eq!(grants[0].version, changed, "{changed} changes reported, the entry counts {}", grants[0].version);
+    assert!(changed >= rounds as u64, "both replicas made changes ({changed})");
+    println!("consent race on a Qdrant server: {changed} changes from two replicas, version {}", grants[0].version);
+}

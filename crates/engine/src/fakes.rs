@@ -194,6 +194,22 @@ impl ConsentLedger for MemoryStore {
         Ok(())
     }
 
+    async fn put_consent_if(&self, grant: ConsentGrant, expected: Option<u64>) -> Result<bool, StoreError> {
+        self.call("put_consent");
+        let mut grants = self.grants.lock();
+        let stored = grants
+            .iter()
+            .find(|g| g.user_id == grant.user_id && g.source_id == grant.source_id && g.purpose == grant.purpose)
+            .map(|g| g.version);
+        if stored != expected {
+            return Ok(false);
+        }
+        grants
+            .retain(|g| !(g.user_id == grant.user_id && g.source_id == grant.source_id && g.purpose == grant.purpose));
+        grants.push(grant);
+        Ok(true)
+    }
+
     async fn delete_consents(&self, user_id: String) -> Result<usize, StoreError> {
         self.call("delete_consents");
         let mut grants = self.grants.lock();

@@ -776,36 +776,45 @@ impl Engine {
         // and its re-check while the ledger changes and the pair is purged.
         let _fence = self.fence(user_id).write().await;
         let _guard = self.consent_lock.lock().await;
-        let current = self.store.consents(vec![user_id.to_string()]).await?;
-        let previous = current.iter().find(|g| g.source_id == source_id && g.purpose == purpose);
-        let transition = ConsentGrant::transition(previous, (user_id, source_id, purpose), state, now);
         let pair = || Scope::user_sources(user_id, vec![source_id.to_string()]);
         let mut purged_events = 0;
-        if state == ConsentState::Granted
-            && transition.is_some()
-            && !current.iter().any(|g| g.source_id == source_id && g.is_granted())
-        {
-            // The pair goes from no grant to granted. Events it holds now
-            // were stored without a grant in force: written by an ingest
-            // whose re-check never ran (a crash between its write and its
-            // re-check, or another replica's ingest racing a revocation).
-            // They must not come back with the new grant.
-            if self.store.count(pair()).await? > 0 {
-                purged_events = self.store.delete(pair()).await?;
-                tracing::warn!(purged_events, "events stored without a grant removed before a re-grant");
+        let mut attempts = 0;
+        // Compare-and-set on the entry's version: another engine replica
+        // may change the same key between our read and our write; then we
+        // read again and decide again (its change counted, ours on top).
+        let (grant, changed, current) = loop {
+            let current = self.store.consents(vec![user_id.to_string()]).await?;
+            let previous = current.iter().find(|g| g.source_id == source_id && g.purpose == purpose).cloned();
+            let transition = ConsentGrant::transition(previous.as_ref(), (user_id, source_id, purpose), state, now);
+            let Some(next) = transition else {
+                let previous = previous.ok_or_else(|| EngineError::invalid("state", "no change"))?;
+                break (previous, false, current);
+            };
+            if state == ConsentState::Granted && !current.iter().any(|g| g.source_id == source_id && g.is_granted()) {
+                // The pair goes from no grant to granted. Events it holds now
+                // were stored without a grant in force: written by an ingest
+                // whose re-check never ran (a crash between its write and its
+                // re-check, or another replica's ingest racing a revocation).
+                // They must not come back with the new grant.
+                if self.store.count(pair()).await? > 0 {
+                    let removed = self.store.delete(pair()).await?;
+                    purged_events += removed;
+                    tracing::warn!(removed, "events stored without a grant removed before a re-grant");
+                }
             }
-        }
-        let (grant, changed) = match transition {
-            Some(next) => {
-                self.store.put_consent(next.clone()).await?;
-                (next, true)
+            if self.store.put_consent_if(next.clone(), previous.map(|p| p.version)).await? {
+                break (next, true, current);
             }
-            None => (previous.cloned().ok_or_else(|| EngineError::invalid("state", "no change"))?, false),
+            attempts += 1;
+            if attempts >= 8 {
+                return Err(StoreError::Conflict { operation: "set consent" }.into());
+            }
+            tracing::info!(attempts, "consent entry changed concurrently; reading it again");
         };
         if state == ConsentState::Revoked {
             let still = current.iter().any(|g| g.source_id == source_id && g.purpose != purpose && g.is_granted());
             if !still {
-                purged_events = self.store.delete(pair()).await?;
+                purged_events += self.store.delete(pair()).await?;
             }
         }
         let purge_ticket = if purged_events > 0 { self.store.schedule_purge().await? } else { 0 };

@@ -1159,6 +1159,19 @@ impl ConsentLedger for EdgeStore {
         self.consent.upsert(vec![(consent_point_id(&grant), no_vector(), payload)]).await
     }
 
+    /// One process owns an Edge store and the engine orders its ledger
+    /// writes, so a read then a write is a compare-and-set here.
+    async fn put_consent_if(&self, grant: ConsentGrant, expected: Option<u64>) -> Result<bool, StoreError> {
+        let current = self.consents(vec![grant.user_id.clone()]).await?;
+        let stored =
+            current.iter().find(|g| g.source_id == grant.source_id && g.purpose == grant.purpose).map(|g| g.version);
+        if stored != expected {
+            return Ok(false);
+        }
+        self.put_consent(grant).await?;
+        Ok(true)
+    }
+
     async fn delete_consents(&self, user_id: String) -> Result<usize, StoreError> {
         self.purge_intent().await?;
         self.consent.delete(user_filter_json(&user_id)).await

@@ -64,6 +64,9 @@ impl ConsentLedger for Instrumented {
     async fn put_consent(&self, grant: ConsentGrant) -> Result<(), StoreError> {
         timed("put_consent", self.inner.put_consent(grant)).await
     }
+    async fn put_consent_if(&self, grant: ConsentGrant, expected: Option<u64>) -> Result<bool, StoreError> {
+        timed("put_consent", self.inner.put_consent_if(grant, expected)).await
+    }
     async fn delete_consents(&self, user_id: String) -> Result<usize, StoreError> {
         timed("delete_consents", self.inner.delete_consents(user_id)).await
     }

@@ -107,6 +107,9 @@ pub enum StoreError {
     /// The store was closed (shutdown in progress).
     #[error("store is closed")]
     Closed,
+    /// A compare-and-set lost to concurrent writers every time it was tried.
+    #[error("store operation {operation} kept conflicting with concurrent writes; retry")]
+    Conflict { operation: &'static str },
 }
 
 /// Event points: the person's activity, embedded. Every read and delete is
@@ -134,6 +137,11 @@ pub trait ConsentLedger: Send + Sync + 'static {
     async fn consents(&self, user_ids: Vec<String>) -> Result<Vec<ConsentGrant>, StoreError>;
     /// Writes one ledger entry (replacing the entry with the same key).
     async fn put_consent(&self, grant: ConsentGrant) -> Result<(), StoreError>;
+    /// Writes `grant` only if the stored entry of its key has version
+    /// `expected` (`None`: only if there is none): a compare-and-set, so
+    /// two engine replicas changing one key at once cannot lose an update.
+    /// Returns whether it was written.
+    async fn put_consent_if(&self, grant: ConsentGrant, expected: Option<u64>) -> Result<bool, StoreError>;
     /// Deletes a user's ledger entries; returns how many there were.
     async fn delete_consents(&self, user_id: String) -> Result<usize, StoreError>;
 }

@@ -66,6 +66,8 @@ pub fn event_payload(record: &EventRecord) -> Result<Map<String, Value>, StoreEr
 pub fn consent_payload(grant: &ConsentGrant) -> Result<Map<String, Value>, StoreError> {
     let mut map = Map::new();
     map.insert("user_id".into(), json!(grant.user_id));
+    // Top level, so a conditional write can filter on it (`put_consent_if`).
+    map.insert("version".into(), json!(grant.version));
     map.insert("record".into(), encode(grant)?);
     Ok(map)
 }

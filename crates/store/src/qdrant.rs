@@ -111,6 +111,10 @@ pub struct QdrantStore {
     bm25: Arc<EdgeBm25>,
     retries: u32,
     manifest: Arc<StoreManifest>,
+    /// Replicas every ledger read must hear from: `replication_factor −
+    /// write_consistency_factor + 1` of the consent collection as it is
+    /// (read at connect), so every read overlaps every acknowledged write.
+    ledger_read_factor: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for QdrantStore {
@@ -290,6 +294,7 @@ impl QdrantStore {
             bm25: Arc::new(bm25(manifest.bm25_avg_len)?),
             retries: options.retries,
             manifest: Arc::new(manifest.clone()),
+            ledger_read_factor: Arc::new(std::sync::atomic::AtomicU64::new(1)),
         };
         store.client.health_check().await.map_err(|e| StoreError::Backend {
             operation: "connect",
@@ -301,6 +306,15 @@ impl QdrantStore {
         let none = [(NO_VECTOR.to_string(), 1u64)];
         store.ensure(&store.consent, &none, None, consent_indexes(), options, true).await?;
         store.ensure(&store.access, &none, None, access_indexes(), options, false).await?;
+        let (replicas, write_factor) = store.ledger_replication().await?;
+        let read_factor = u64::from(replicas.saturating_sub(write_factor) + 1);
+        store.ledger_read_factor.store(read_factor, std::sync::atomic::Ordering::SeqCst);
+        tracing::info!(
+            replicas,
+            write_factor,
+            read_factor,
+            "consent ledger: every read hears from read_factor replicas, so it overlaps every acknowledged write"
+        );
         Ok(store)
     }
 
@@ -319,6 +333,16 @@ impl QdrantStore {
             operation: "read store manifest",
             message: format!("collection {name} at {} carries no context-engine metadata", options.url),
         })
+    }
+
+    /// The consent collection's replication factor and write consistency
+    /// factor, as the server reports them now.
+    async fn ledger_replication(&self) -> Result<(u32, u32), StoreError> {
+        let info = self.retry("collection info", || self.client.collection_info(&*self.consent)).await?;
+        let params = info.result.and_then(|r| r.config).and_then(|c| c.params).unwrap_or_default();
+        let replicas = params.replication_factor.unwrap_or(1).max(1);
+        let write_factor = params.write_consistency_factor.unwrap_or(1).clamp(1, replicas);
+        Ok((replicas, write_factor))
     }
 
     fn collection(&self, kind: CollectionKind) -> &str {
@@ -497,7 +521,23 @@ impl QdrantStore {
         limit: usize,
         vectors: bool,
     ) -> Result<(Vec<(Uuid, Option<Vec<f32>>, Map<String, Value>)>, Option<Uuid>), StoreError> {
+        self.scroll_consistent(collection, filter, from, limit, vectors, 1).await
+    }
+
+    /// As `scroll_raw`, hearing from `replicas` replicas of each shard.
+    async fn scroll_consistent(
+        &self,
+        collection: &str,
+        filter: Option<Filter>,
+        from: Option<Uuid>,
+        limit: usize,
+        vectors: bool,
+        replicas: u64,
+    ) -> Result<(Vec<(Uuid, Option<Vec<f32>>, Map<String, Value>)>, Option<Uuid>), StoreError> {
         let mut request = ScrollPointsBuilder::new(collection).limit(limit.max(1) as u32).with_payload(true);
+        if replicas > 1 {
+            request = request.read_consistency(qdrant::read_consistency::Value::Factor(replicas));
+        }
         if vectors {
             request = request.with_vectors(VectorsSelector { names: vec![DENSE_VECTOR.to_string()] });
         }
@@ -725,7 +765,9 @@ impl ConsentLedger for QdrantStore {
         let mut grants = Vec::new();
         let mut from = None;
         loop {
-            let (rows, next) = self.scroll_raw(&self.consent, Some(filter.clone()), from, 1000, false).await?;
+            let replicas = self.ledger_read_factor.load(std::sync::atomic::Ordering::SeqCst);
+            let (rows, next) =
+                self.scroll_consistent(&self.consent, Some(filter.clone()), from, 1000, false, replicas).await?;
             for (id, _, payload) in rows {
                 grants.push(from_payload(&id.to_string(), payload)?);
             }
@@ -740,6 +782,45 @@ impl ConsentLedger for QdrantStore {
         let payload = consent_payload(&grant)?;
         let point = PointStruct::new(point_id(consent_point_id(&grant)), no_vector(), Payload::from(payload));
         self.upsert_points(&self.consent, vec![point]).await
+    }
+
+    /// Qdrant's conditional upsert: `update_filter` on the stored version
+    /// (an entry written before the `version` field existed matches too),
+    /// or `insert_only` for a new key; Qdrant does not say whether the
+    /// point was written, so the entry is read back (from as many replicas
+    /// as every ledger read) and compared.
+    async fn put_consent_if(&self, grant: ConsentGrant, expected: Option<u64>) -> Result<bool, StoreError> {
+        let id = consent_point_id(&grant);
+        let payload = consent_payload(&grant)?;
+        let point = PointStruct::new(point_id(id), no_vector(), Payload::from(payload));
+        let mut request =
+            UpsertPointsBuilder::new(self.consent.to_string(), vec![point]).wait(true).ordering(ordering());
+        request = match expected {
+            Some(version) => request.update_filter(Filter::should([
+                Condition::matches("version", version as i64),
+                Condition::is_empty("version"),
+            ])),
+            None => request.update_mode(qdrant::UpdateMode::InsertOnly),
+        };
+        let request = request.build();
+        self.retry("put consent", || self.client.upsert_points(request.clone())).await?;
+        let replicas = self.ledger_read_factor.load(std::sync::atomic::Ordering::SeqCst);
+        let filter = grpc_filter(&users_filter_json(std::slice::from_ref(&grant.user_id)))?;
+        let mut from = None;
+        loop {
+            let (rows, next) =
+                self.scroll_consistent(&self.consent, Some(filter.clone()), from, 1000, false, replicas).await?;
+            for (row, _, payload) in rows {
+                if row == id {
+                    let stored: ConsentGrant = from_payload(&row.to_string(), payload)?;
+                    return Ok(stored == grant);
+                }
+            }
+            match next {
+                Some(next) => from = Some(next),
+                None => return Ok(false),
+            }
+        }
     }
 
     async fn delete_consents(&self, user_id: String) -> Result<usize, StoreError> {
