@@ -118,6 +118,10 @@ pub struct QdrantArgs {
     /// Replication factor of newly created collections (default: the server's).
     #[arg(long, env = "CONTEXT_ENGINE_QDRANT_REPLICATION_FACTOR")]
     pub qdrant_replication_factor: Option<u32>,
+    /// Replication factor of a newly created consent ledger (default:
+    /// --qdrant-replication-factor); every ledger write must reach all of them.
+    #[arg(long, env = "CONTEXT_ENGINE_QDRANT_CONSENT_REPLICATION_FACTOR")]
+    pub qdrant_consent_replication_factor: Option<u32>,
     /// Timeout of one Qdrant request, in seconds (transient failures are
     /// retried 3 times with backoff).
     #[arg(long, env = "CONTEXT_ENGINE_QDRANT_TIMEOUT", default_value_t = 10)]
@@ -152,6 +156,7 @@ impl QdrantArgs {
         config.collection_prefix = prefix.clone();
         config.shard_number = self.qdrant_shards;
         config.replication_factor = self.qdrant_replication_factor;
+        config.consent_replication_factor = self.qdrant_consent_replication_factor;
         config.timeout = std::time::Duration::from_secs(self.qdrant_timeout);
         Ok(config)
     }

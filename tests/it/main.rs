@@ -2,6 +2,7 @@
 //! in a temporary directory, real gRPC on 127.0.0.1:0.
 
 mod budget;
+mod cluster;
 mod common;
 mod conformance;
 mod consent;

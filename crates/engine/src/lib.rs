@@ -459,6 +459,7 @@ impl Engine {
         }
         if !withdrawn.is_empty() {
             self.store.delete_ids(withdrawn).await?;
+            self.store.schedule_purge().await?;
         }
         if !admitted.is_empty() {
             let texts = admitted.iter().map(|(_, _, r)| r.text.clone()).collect();
@@ -484,6 +485,7 @@ impl Engine {
             if !lost.is_empty() {
                 tracing::info!(events = lost.len(), "consent revoked during ingest; removing the events again");
                 self.store.delete_ids(lost).await?;
+                self.store.schedule_purge().await?;
             }
         }
         let outcomes: Vec<EventOutcome> = outcomes.into_iter().flatten().collect();
@@ -811,13 +813,18 @@ impl Engine {
             }
             tracing::info!(attempts, "consent entry changed concurrently; reading it again");
         };
+        let mut deleted = purged_events > 0;
         if state == ConsentState::Revoked {
             let still = current.iter().any(|g| g.source_id == source_id && g.purpose != purpose && g.is_granted());
             if !still {
                 purged_events += self.store.delete(pair()).await?;
+                deleted = true;
             }
         }
-        let purge_ticket = if purged_events > 0 { self.store.schedule_purge().await? } else { 0 };
+        // Every delete is purged physically; a purge that finds nothing to
+        // rebuild is cheap. The ticket is reported when events went.
+        let ticket = if deleted { self.store.schedule_purge().await? } else { 0 };
+        let purge_ticket = if purged_events > 0 { ticket } else { 0 };
         Ok(ConsentChange { grant, changed, purged_events, purge_ticket })
     }
 

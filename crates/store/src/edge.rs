@@ -293,7 +293,14 @@ impl Collection {
                             shard.update(upsert_operation(points)).map_err(backend("upsert"))
                         },
                     )
-                    .await?;
+                    .await
+                    .inspect_err(|e| {
+                        if matches!(e, StoreError::Unavailable { .. }) {
+                            // The journal refuses writes until a checkpoint:
+                            // try one now rather than at the next delete.
+                            self.checkpoint_when_due(u64::MAX);
+                        }
+                    })?;
                 self.checkpoint_when_due(pending);
             }
             None => {
@@ -445,9 +452,15 @@ impl Collection {
         while self.optimizing.compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst).is_err() {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        let result = self.vacuum_and_roll();
-        self.optimizing.store(false, Ordering::SeqCst);
-        result
+        /// Releases the flag however the pass ends (a panic included).
+        struct Release<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::SeqCst);
+            }
+        }
+        let _release = Release(&self.optimizing);
+        self.vacuum_and_roll()
     }
 
     fn vacuum_and_roll(&self) -> Result<(), StoreError> {
@@ -637,6 +650,10 @@ struct PurgeFile {
 struct Purger {
     path: PathBuf,
     state: parking_lot::Mutex<PurgeFile>,
+    /// Held shared by each delete from its count (`intent`) until it has
+    /// run; a pass takes it exclusively to read its target, so the target
+    /// never covers a deletion that is counted but not yet applied.
+    deletes: tokio::sync::RwLock<()>,
     /// One pass at a time; passes coalesce.
     running: tokio::sync::Mutex<()>,
 }
@@ -650,7 +667,12 @@ impl Purger {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => PurgeFile::default(),
             Err(e) => return Err(io("read purge state")(e)),
         };
-        Ok(Self { path, state: parking_lot::Mutex::new(state), running: tokio::sync::Mutex::new(()) })
+        Ok(Self {
+            path,
+            state: parking_lot::Mutex::new(state),
+            deletes: tokio::sync::RwLock::new(()),
+            running: tokio::sync::Mutex::new(()),
+        })
     }
 
     /// Writes the state durably (temporary file, rename, directory sync).
@@ -819,13 +841,16 @@ impl EdgeStore {
         let pending = *store.purger.state.lock();
         if pending.purged < pending.issued {
             // Deletions whose purge never ran (a crash in between): purge
-            // now, before anything is served.
+            // now, before anything is served. A failure is logged, not
+            // fatal: the store serves, and the next scheduled pass retries.
             let started = std::time::Instant::now();
-            store.purge_pass_blocking(pending.issued)?;
-            tracing::info!(
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "purged deleted data left by an interrupted erasure"
-            );
+            match store.purge_pass_blocking(pending.issued) {
+                Ok(()) => tracing::info!(
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "purged deleted data left by an interrupted erasure"
+                ),
+                Err(e) => tracing::error!(error = %e, "purge at open failed; the next purge pass retries"),
+            }
         }
         Ok(store)
     }
@@ -878,10 +903,13 @@ impl EdgeStore {
             .map_err(|e| StoreError::Backend { operation: "purge intent", message: e.to_string() })?
     }
 
-    /// Runs purge passes until every deletion counted so far is purged.
+    /// Runs a purge pass covering every deletion applied so far.
     async fn purge_now(&self) -> Result<(), StoreError> {
         let _running = self.purger.running.lock().await;
-        let target = self.purger.state.lock().issued;
+        let target = {
+            let _applied = self.purger.deletes.write().await;
+            self.purger.state.lock().issued
+        };
         if self.purger.state.lock().purged >= target {
             return Ok(());
         }
@@ -1097,6 +1125,7 @@ impl EventStore for EdgeStore {
         if scope.is_empty() {
             return Ok(0);
         }
+        let _deleting = self.purger.deletes.read().await;
         self.purge_intent().await?;
         self.activity.delete(scope_filter_json(&scope)).await
     }
@@ -1105,6 +1134,7 @@ impl EventStore for EdgeStore {
         if ids.is_empty() {
             return Ok(());
         }
+        let _deleting = self.purger.deletes.read().await;
         self.purge_intent().await?;
         self.activity.delete_ids(ids.into_iter().map(PointId::Uuid).collect()).await
     }
@@ -1173,6 +1203,7 @@ impl ConsentLedger for EdgeStore {
     }
 
     async fn delete_consents(&self, user_id: String) -> Result<usize, StoreError> {
+        let _deleting = self.purger.deletes.read().await;
         self.purge_intent().await?;
         self.consent.delete(user_filter_json(&user_id)).await
     }
@@ -1201,6 +1232,7 @@ impl AccessLog for EdgeStore {
     /// Checkpoints first (see `Collection::deleting`), so that no copy of
     /// the user's records stays in the journal once the shard deleted them.
     async fn delete_access(&self, user_id: String) -> Result<usize, StoreError> {
+        let _deleting = self.purger.deletes.read().await;
         self.purge_intent().await?;
         self.access.delete(user_filter_json(&user_id)).await
     }
@@ -1217,11 +1249,19 @@ impl VectorStore for EdgeStore {
         let this = self.clone();
         tokio::spawn(async move {
             let started = std::time::Instant::now();
-            match this.purge_now().await {
-                Ok(()) => tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "purge pass done"),
-                // The next pass (the next erasure, or the next open) retries.
-                Err(e) => tracing::error!(error = %e, "purge pass failed"),
+            let mut delay = std::time::Duration::from_secs(1);
+            for attempt in 1..=5 {
+                match this.purge_now().await {
+                    Ok(()) => {
+                        tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "purge pass done");
+                        return;
+                    }
+                    Err(e) => tracing::error!(error = %e, attempt, "purge pass failed; retrying"),
+                }
+                tokio::time::sleep(delay).await;
+                delay *= 2;
             }
+            // Still pending: the next erasure's pass, or the next open, retries.
         });
         Ok(ticket)
     }

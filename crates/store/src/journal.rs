@@ -196,7 +196,7 @@ struct Inner {
     /// Frames known to be durable; held while a sync or checkpoint runs.
     durable: tokio::sync::Mutex<u64>,
     /// Shared by writes, exclusive for deletes.
-    gate: tokio::sync::RwLock<()>,
+    gate: Arc<tokio::sync::RwLock<()>>,
     checkpointing: AtomicBool,
     /// Set when a failure left the file in a state we could not repair (a
     /// failed truncation, a failed sync): every later write is refused
@@ -256,7 +256,7 @@ impl Journal {
                 written: AtomicU64::new(0),
                 pending: AtomicU64::new(valid as u64),
                 durable: tokio::sync::Mutex::new(0),
-                gate: tokio::sync::RwLock::new(()),
+                gate: Arc::new(tokio::sync::RwLock::new(())),
                 checkpointing: AtomicBool::new(false),
                 poisoned: parking_lot::Mutex::new(None),
             }),
@@ -270,28 +270,45 @@ impl Journal {
     /// frame is on disk. Returns the bytes pending since the last
     /// checkpoint. Blocking closures.
     ///
-    /// Failures leave no partial frame and no invisible-but-replayed batch:
-    /// a failed or short write is cut off again (the batch was not applied);
-    /// a failed apply removes its frame again. Either way the call fails
-    /// and nothing of the batch remains. If the cut itself fails, or the
-    /// sync fails (the kernel may have dropped the written pages), the
-    /// outcome is unknown: the call fails with `Unavailable` saying the
-    /// batch may have been written, and the journal refuses every later
-    /// write until a checkpoint (which makes what was applied durable by a
-    /// shard flush) succeeds.
+    /// Failures leave no partial frame in front of later frames: a failed or
+    /// short write is cut off again, synced (the batch was not applied), and
+    /// the call fails with nothing of the batch left. Where the outcome is
+    /// unknown — the cut fails, the sync fails (the kernel may have dropped
+    /// the written pages), or the apply fails (Qdrant may have applied part
+    /// of the batch; its frame is kept so a replay completes it) — the call
+    /// fails with `Unavailable` saying the batch may have been written, and
+    /// the journal refuses every later write until a checkpoint (which makes
+    /// what was applied durable by a shard flush) succeeds.
     pub async fn append<E, A>(&self, encode: E, apply: A) -> Result<u64, StoreError>
     where
         E: FnOnce() -> Result<Vec<u8>, StoreError> + Send + 'static,
         A: FnOnce() -> Result<(), StoreError> + Send + 'static,
     {
         let (mine, pending) = {
-            let _gate = self.inner.gate.read().await;
+            // Owned by the blocking task: if the caller is cancelled while the
+            // batch is being written, a delete still waits for the write to
+            // end (and then removes what it wrote).
+            let gate = Arc::clone(&self.inner.gate).read_owned().await;
             let inner = Arc::clone(&self.inner);
-            tokio::task::spawn_blocking(move || inner.write_frame(encode, apply)).await.map_err(join_error)??
+            tokio::task::spawn_blocking(move || {
+                let _gate = gate;
+                inner.write_frame(encode, apply)
+            })
+            .await
+            .map_err(join_error)??
         };
         let mut durable = self.inner.durable.lock().await;
         if *durable >= mine {
             return Ok(pending);
+        }
+        if let Some(why) = self.inner.poisoned.lock().clone() {
+            // A sync failed after this frame was written: a later sync's
+            // success says nothing about it (Linux reports a writeback
+            // error once).
+            return Err(StoreError::Unavailable {
+                operation: "write journal",
+                message: format!("the batch may have been written; the journal failed: {why}"),
+            });
         }
         // Every frame counted here has been written in full.
         let covered = self.inner.written.load(Ordering::SeqCst);
@@ -379,7 +396,9 @@ impl Inner {
         let frame = encode()?;
         let before = *len;
         let cut = |what: &str, e: &dyn std::fmt::Display| -> StoreError {
-            match self.io.set_len(before) {
+            // The cut is synced, so a frame a concurrent group sync may have
+            // made durable cannot be replayed after a crash.
+            match self.io.set_len(before).and_then(|()| self.io.sync_data()) {
                 Ok(()) => StoreError::Backend {
                     operation: "write journal",
                     message: format!("{what}: {e}; nothing was written"),
@@ -397,7 +416,14 @@ impl Inner {
             return Err(cut("journal write failed", &e));
         }
         if let Err(e) = apply() {
-            return Err(cut("applying the batch failed", &e));
+            // Qdrant may have applied part of the batch (it applies points
+            // in chunks): keep the frame, so a replay completes it, and
+            // refuse writes until a checkpoint makes the state whole.
+            *len = before + frame.len() as u64;
+            self.pending.fetch_add(frame.len() as u64, Ordering::SeqCst);
+            let message = format!("applying the batch failed ({e}); the batch may have been written in part");
+            self.poison(&message);
+            return Err(StoreError::Unavailable { operation: "write journal", message });
         }
         *len = before + frame.len() as u64;
         let pending = self.pending.fetch_add(frame.len() as u64, Ordering::SeqCst) + frame.len() as u64;
@@ -415,10 +441,13 @@ impl Inner {
         // this flush the collection holds all of them on disk.
         flush()?;
         self.io.set_len(0).map_err(io("truncate journal"))?;
+        *len = 0;
         // Durably empty: a record erased after this point must not come
         // back from the journal after a crash.
-        self.io.sync_all().map_err(io("sync journal"))?;
-        *len = 0;
+        if let Err(e) = self.io.sync_all() {
+            self.poison(&format!("syncing the emptied journal failed: {e}"));
+            return Err(io("sync journal")(e));
+        }
         self.pending.store(0, Ordering::SeqCst);
         if self.poisoned.lock().take().is_some() {
             tracing::info!(journal = %self.path.display(), "journal repaired by a checkpoint");
@@ -538,10 +567,10 @@ mod tests {
         assert_eq!(sorted, (0..200).map(entry).collect::<Vec<_>>());
     }
 
-    /// A delete runs after a checkpoint, with the journal empty, and a
-    /// failed apply writes nothing.
+    /// A delete runs after a checkpoint, with the journal empty; a failed
+    /// apply keeps its frame and poisons the journal until that checkpoint.
     #[tokio::test]
-    async fn exclusive_runs_on_an_empty_journal_and_failed_applies_write_nothing() {
+    async fn exclusive_runs_on_an_empty_journal_and_a_failed_apply_keeps_its_frame() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("activity.journal");
         let (journal, _) = Journal::open(&path).unwrap();
@@ -552,8 +581,12 @@ mod tests {
                 || Err(StoreError::Backend { operation: "upsert", message: "no".into() }),
             )
             .await;
-        assert!(failed.is_err());
-        assert_eq!(Journal::open(&path).unwrap().1, vec![entry(1), entry(2)]);
+        // A failed apply may have applied part of the batch: the frame stays
+        // (a replay completes it), the caller hears "may have been written",
+        // and writes are refused until a checkpoint.
+        assert!(matches!(&failed, Err(StoreError::Unavailable { .. })), "{failed:?}");
+        assert_eq!(Journal::open(&path).unwrap().1, vec![entry(1), entry(2), entry(3)]);
+        assert!(journal.append(|| Ok(frame(&[entry(4)])), || Ok(())).await.is_err(), "refused until a checkpoint");
         let path_inside = path.clone();
         let seen = journal
             .exclusive(|| Ok(()), async move { Ok(std::fs::metadata(&path_inside).unwrap().len()) })

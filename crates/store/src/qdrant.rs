@@ -60,6 +60,10 @@ pub struct QdrantOptions {
     /// Used when the collections are created; existing ones keep theirs.
     pub shard_number: Option<u32>,
     pub replication_factor: Option<u32>,
+    /// Replication factor of the consent ledger when it is created
+    /// (default: `replication_factor`); its write consistency factor is set
+    /// to the same, so every acknowledged ledger write is on every replica.
+    pub consent_replication_factor: Option<u32>,
     /// Per-request timeout.
     pub timeout: Duration,
     /// Retries of a transiently failed request (so `retries + 1` attempts).
@@ -74,6 +78,7 @@ impl std::fmt::Debug for QdrantOptions {
             .field("collection_prefix", &self.collection_prefix)
             .field("shard_number", &self.shard_number)
             .field("replication_factor", &self.replication_factor)
+            .field("consent_replication_factor", &self.consent_replication_factor)
             .field("timeout", &self.timeout)
             .field("retries", &self.retries)
             .finish()
@@ -88,6 +93,7 @@ impl QdrantOptions {
             collection_prefix: "context_engine".into(),
             shard_number: None,
             replication_factor: None,
+            consent_replication_factor: None,
             timeout: Duration::from_secs(10),
             retries: 3,
         }
@@ -132,14 +138,28 @@ fn backend(operation: &'static str, e: QdrantError) -> StoreError {
 fn transient(e: &QdrantError) -> bool {
     use tonic::Code;
     match e {
-        QdrantError::ResponseError { status } => matches!(
-            status.code(),
-            Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted | Code::Aborted | Code::Unknown
-        ),
+        QdrantError::ResponseError { status } => {
+            matches!(
+                status.code(),
+                Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted | Code::Aborted | Code::Unknown
+            ) || peer_unreachable(status)
+        }
         QdrantError::ResourceExhaustedError { .. } => true,
         QdrantError::Io(_) => true,
         _ => false,
     }
+}
+
+/// In a cluster, a write that must reach a peer that is down comes back as
+/// INTERNAL ("Failed to apply update … via leader peer …: The service is
+/// currently unavailable", seen on Qdrant 1.18.3 with a killed peer). It is
+/// an unavailable replica, not a bug: retried, then reported UNAVAILABLE, so
+/// a ledger write that cannot reach every replica fails closed as such.
+fn peer_unreachable(status: &tonic::Status) -> bool {
+    status.code() == tonic::Code::Internal
+        && ["The service is currently unavailable", "tcp connect error", "Connection refused", "consistency"]
+            .iter()
+            .any(|m| status.message().contains(m))
 }
 
 fn ordering() -> WriteOrdering {
@@ -462,7 +482,12 @@ impl QdrantStore {
             if let Some(shards) = options.shard_number {
                 create = create.shard_number(shards);
             }
-            if let Some(replicas) = options.replication_factor {
+            let replicas = if write_all {
+                options.consent_replication_factor.or(options.replication_factor)
+            } else {
+                options.replication_factor
+            };
+            if let Some(replicas) = replicas {
                 create = create.replication_factor(replicas);
                 if write_all {
                     create = create.write_consistency_factor(replicas);
@@ -796,10 +821,14 @@ impl ConsentLedger for QdrantStore {
         let mut request =
             UpsertPointsBuilder::new(self.consent.to_string(), vec![point]).wait(true).ordering(ordering());
         request = match expected {
-            Some(version) => request.update_filter(Filter::should([
-                Condition::matches("version", version as i64),
-                Condition::is_empty("version"),
-            ])),
+            // Update only: a filtered upsert still inserts a missing point,
+            // which would bring back an entry another replica just erased.
+            Some(version) => request
+                .update_filter(Filter::should([
+                    Condition::matches("version", version as i64),
+                    Condition::is_empty("version"),
+                ]))
+                .update_mode(qdrant::UpdateMode::UpdateOnly),
             None => request.update_mode(qdrant::UpdateMode::InsertOnly),
         };
         let request = request.build();
