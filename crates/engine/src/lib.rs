@@ -790,7 +790,19 @@ impl Engine {
             let transition = ConsentGrant::transition(previous.as_ref(), (user_id, source_id, purpose), state, now);
             let Some(next) = transition else {
                 let previous = previous.ok_or_else(|| EngineError::invalid("state", "no change"))?;
-                break (previous, false, current);
+                // Already in the asked state, as far as this read shows. On a
+                // replicated ledger the entry may come from a write that
+                // failed after reaching only some replicas (its caller was
+                // told UNAVAILABLE and is now retrying): write it again, as
+                // it is, so it is on every replica before this call says OK.
+                if self.store.put_consent_if(previous.clone(), Some(previous.version)).await? {
+                    break (previous, false, current);
+                }
+                attempts += 1;
+                if attempts >= 8 {
+                    return Err(StoreError::Conflict { operation: "set consent" }.into());
+                }
+                continue;
             };
             if state == ConsentState::Granted && !current.iter().any(|g| g.source_id == source_id && g.is_granted()) {
                 // The pair goes from no grant to granted. Events it holds now
