@@ -159,7 +159,7 @@ async fn two_replicas_on_a_three_peer_cluster_agree_on_consent_and_survive_a_pee
         o.shard_number = Some(3);
         o.replication_factor = Some(2);
         o.consent_replication_factor = Some(3);
-        o.timeout = Duration::from_secs(3);
+        o.timeout = Duration::from_secs(5);
         o.retries = 1;
         o
     };
@@ -236,9 +236,11 @@ async fn two_replicas_on_a_three_peer_cluster_agree_on_consent_and_survive_a_pee
         .expect("ledger writes work again");
     let grants = b.list_consents("cluster-bo").await.unwrap();
     assert_eq!(grants.len(), 2, "{grants:?}");
-    // Every replica of the ledger holds both grants (consistency=all returns
-    // only points present on all replicas).
-    let deadline = Instant::now() + Duration::from_secs(60);
+    // Every replica of the ledger holds both entries (consistency=all returns
+    // only points present on all replicas): a write that failed closed during
+    // the loss may have reached only the live replicas, and the engine's
+    // rewrite of the unchanged entry above completes it on the third.
+    let deadline = Instant::now() + Duration::from_secs(20);
     let on_all = loop {
         let all = rest_post(
             &peers[2],
@@ -251,6 +253,7 @@ async fn two_replicas_on_a_three_peer_cluster_agree_on_consent_and_survive_a_pee
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
+    println!("cluster (c): ledger entries present on every replica (consistency=all): {on_all} of 2");
     assert_eq!(on_all, 2, "both ledger entries are on every replica after healing");
     let mut from = None;
     let mut stored = 0;

@@ -821,14 +821,22 @@ impl ConsentLedger for QdrantStore {
         let mut request =
             UpsertPointsBuilder::new(self.consent.to_string(), vec![point]).wait(true).ordering(ordering());
         request = match expected {
-            // Update only: a filtered upsert still inserts a missing point,
-            // which would bring back an entry another replica just erased.
-            Some(version) => request
+            // A new version: update only (a filtered upsert still inserts a
+            // missing point, which would bring back an entry another replica
+            // just erased).
+            Some(version) if version != grant.version => request
                 .update_filter(Filter::should([
                     Condition::matches("version", version as i64),
                     Condition::is_empty("version"),
                 ]))
                 .update_mode(qdrant::UpdateMode::UpdateOnly),
+            // The same version written again (the engine's repair of an entry
+            // a failed write left on only some replicas): a replica that
+            // lacks the point must get it, so missing points are inserted.
+            Some(version) => request.update_filter(Filter::should([
+                Condition::matches("version", version as i64),
+                Condition::is_empty("version"),
+            ])),
             None => request.update_mode(qdrant::UpdateMode::InsertOnly),
         };
         let request = request.build();
