@@ -168,6 +168,9 @@ struct Tally {
     /// Seconds since the run started, per entry of `latencies_ms`.
     at_s: Vec<f64>,
     errors: BTreeMap<String, usize>,
+    /// Server stage sums (µs): ledger, embed, search, rank, render, access
+    /// log, total.
+    stages_us: [u64; 7],
 }
 
 /// Throughput and percentiles per window of `window` seconds.
@@ -253,6 +256,22 @@ async fn main() -> Result<()> {
                         ..Default::default()
                     };
                     let result = engine.get_context(request).await;
+                    if let Ok(response) = &result {
+                        if let Some(l) = response.get_ref().stats.as_ref().and_then(|s| s.latency.as_ref()) {
+                            let stages = [
+                                l.ledger_us,
+                                l.embed_us,
+                                l.search_us,
+                                l.rank_us,
+                                l.render_us,
+                                l.access_log_us,
+                                l.total_us,
+                            ];
+                            for (sum, v) in get.stages_us.iter_mut().zip(stages) {
+                                *sum += v;
+                            }
+                        }
+                    }
                     record(&mut get, started, run_started, result.map(drop));
                 }
             }
@@ -265,6 +284,9 @@ async fn main() -> Result<()> {
         let (g, p) = task.await?;
         get.latencies_ms.extend(g.latencies_ms);
         get.at_s.extend(g.at_s);
+        for (sum, v) in get.stages_us.iter_mut().zip(g.stages_us) {
+            *sum += v;
+        }
         put.latencies_ms.extend(p.latencies_ms);
         put.at_s.extend(p.at_s);
         for (code, n) in g.errors {
@@ -301,12 +323,24 @@ async fn main() -> Result<()> {
             "consent_post_check_removed": delta("context_engine_consent_post_check_removed_total"),
         });
     }
+    // Mean server time per GetContext by stage (the engine's own
+    // breakdown; `other` is what lies between the stages).
+    let server_us = {
+        let n = get.latencies_ms.len().max(1) as f64;
+        let [ledger, embed, search, rank, render, access_log, total] = get.stages_us.map(|v| v as f64 / n);
+        json!({
+            "ledger": ledger, "embed": embed, "search": search, "rank": rank, "render": render,
+            "access_log": access_log, "total": total,
+            "other": total - ledger - embed - search - rank - render - access_log,
+        })
+    };
     let report = json!({
         "server": args.server,
         "clients": args.clients,
         "seconds": seconds,
         "ingest_share": args.ingest_share,
         "users": args.users,
+        "get_context_server_us": server_us,
         "get_context": summary(&mut get, seconds),
         "ingest": summary(&mut put, seconds),
         "get_context_windows": get_windows,

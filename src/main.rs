@@ -340,16 +340,19 @@ async fn query(args: QueryArgs) -> Result<()> {
     let stats = response.stats.unwrap_or_default();
     let lat = stats.latency.unwrap_or_default();
     println!(
-        "{} snippets, {}/{} tokens in {ms:.1} ms (server {} µs: embed {} µs, search {} µs, rank {} µs, render {} µs); \
-         {} candidates, {} collapsed, {} removed by the consent post-check, {} dropped as injection, {} over budget",
+        "{} snippets, {}/{} tokens in {ms:.1} ms (server {} µs: ledger {} µs, embed {} µs, search {} µs, rank {} µs, \
+         render {} µs, access log {} µs); {} candidates, {} collapsed, {} removed by the consent post-check, {} \
+         dropped as injection, {} over budget",
         response.snippets.len(),
         stats.tokens_used,
         stats.token_budget,
         lat.total_us,
+        lat.ledger_us,
         lat.embed_us,
         lat.search_us,
         lat.rank_us,
         lat.render_us,
+        lat.access_log_us,
         stats.candidates,
         stats.collapsed,
         stats.consent_removed,

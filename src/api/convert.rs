@@ -271,6 +271,8 @@ fn stats_to_pb(s: ContextStats) -> pb::ContextStats {
             rank_us: s.rank_us,
             render_us: s.render_us,
             total_us: s.total_us,
+            ledger_us: s.ledger_us,
+            access_log_us: s.access_log_us,
         }),
     }
 }

@@ -167,7 +167,12 @@ async fn recency_collapse_and_stats() {
     let stats = poles.stats.unwrap();
     assert_eq!(stats.collapsed, 4);
     assert!(stats.tokens_used > 0 && stats.tokens_used <= stats.token_budget);
-    assert!(stats.latency.unwrap().total_us > 0);
+    let l = stats.latency.unwrap();
+    // The breakdown accounts for the call: the ledger read and the (synced)
+    // access-log write are timed too, and the stages fit in the total.
+    assert!(l.ledger_us > 0 && l.access_log_us > 0, "{l:?}");
+    let stages = l.ledger_us + l.embed_us + l.search_us + l.rank_us + l.render_us + l.access_log_us;
+    assert!(stages <= l.total_us, "{l:?}");
     // The access log names every event the snippet stands for.
     let log = server.app.engine.explain_access("rui", 1).await.unwrap();
     assert_eq!(log[0].events.len(), 5);

@@ -161,6 +161,9 @@ pub struct ContextStats {
     pub search_us: u64,
     pub rank_us: u64,
     pub render_us: u64,
+    /// Reading the ledger, and writing the access record.
+    pub ledger_us: u64,
+    pub access_log_us: u64,
     pub total_us: u64,
 }
 
@@ -576,7 +579,9 @@ impl Engine {
         // call started waits for it, and one that began before makes this
         // call wait and then find nothing.
         let _fence = self.fence(&query.user_id).read().await;
+        let t = Instant::now();
         let snapshot = self.snapshots(vec![query.user_id.clone()]).await?.remove(&query.user_id).unwrap_or_default();
+        let ledger_us = micros(t);
         let mut answer = match retrieval_scope(&query, &snapshot) {
             None => {
                 metrics().consent_denials.with_label_values(&["get_context"]).inc();
@@ -587,6 +592,7 @@ impl Engine {
             }
         };
         answer.stats.token_budget = query.max_tokens;
+        answer.stats.ledger_us = ledger_us;
         let mut events = Vec::new();
         for s in &answer.snippets {
             let p = &s.provenance;
@@ -613,7 +619,9 @@ impl Engine {
             at: now,
             events,
         };
+        let t = Instant::now();
         self.store.append_access(record).await?;
+        answer.stats.access_log_us = micros(t);
         answer.stats.total_us = micros(started);
         Ok(answer)
     }
