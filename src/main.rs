@@ -262,6 +262,14 @@ async fn erase(args: EraseArgs) -> Result<()> {
                 return Ok(());
             }
             Ok(pb::ErasureState::PurgeNotSupported) => bail!("this store cannot purge on demand"),
+            Ok(pb::ErasureState::SegmentsVacuumed) => {
+                println!(
+                    "Qdrant's segments vacuumed {:.1} s after the erasure began (its WAL keeps copies until Qdrant \
+                     truncates it: docs/deployment.md)",
+                    started.elapsed().as_secs_f64()
+                );
+                return Ok(());
+            }
             _ => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
         }
     }

@@ -139,12 +139,13 @@ pub fn erasure_state_to_pb(state: PurgeState) -> pb::ErasureState {
         PurgeState::Pending | PurgeState::Unknown => pb::ErasureState::LogicallyErased,
         PurgeState::Purged { .. } => pb::ErasureState::Purged,
         PurgeState::NotSupported => pb::ErasureState::PurgeNotSupported,
+        PurgeState::SegmentsVacuumed { .. } => pb::ErasureState::SegmentsVacuumed,
     }
 }
 
 pub fn erasure_status_to_pb(ticket: u64, state: PurgeState) -> pb::ErasureStatus {
     let purged_at = match state {
-        PurgeState::Purged { at } => at,
+        PurgeState::Purged { at } | PurgeState::SegmentsVacuumed { at } => at,
         _ => 0,
     };
     pb::ErasureStatus { purge_ticket: ticket, state: erasure_state_to_pb(state) as i32, purged_at }

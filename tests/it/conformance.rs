@@ -447,3 +447,42 @@ async fn replicas_racing_set_consent_lose_no_update() {
     assert!(changed >= rounds as u64, "both replicas made changes ({changed})");
     println!("consent race on a Qdrant server: {changed} changes from two replicas, version {}", grants[0].version);
 }
+
+/// On a Qdrant server an erasure forces Qdrant's vacuum on the three
+/// collections and reports it (`SegmentsVacuumed`), never `Purged`: the
+/// server's WAL keeps copies until Qdrant truncates it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erasure_on_a_server_forces_the_vacuum_and_says_what_remains() {
+    use context_engine::domain::{ConsentState, Purpose};
+    use context_engine::engine::{Engine, EngineConfig};
+    use context_engine::store::PurgeState;
+    let Some(options) = server("vacuum") else { return };
+    let embedder = context_engine::app::load_embedder(&model_dir(), context_engine::embed::DeviceChoice::Cpu).unwrap();
+    let handle = context_engine::embed::EmbedHandle::spawn(Box::new(embedder), Default::default()).unwrap();
+    let counter: Arc<dyn context_engine::rank::CountTokens> =
+        Arc::new(context_engine::tokens::HfTokenCounter::load(&model_dir().join("tokenizer.json")).unwrap());
+    let store = QdrantStore::connect(&options, &manifest()).await.unwrap();
+    let engine = Engine::new(handle, Arc::new(store), counter, EngineConfig::default());
+    let now = T0 + 100 * DAY;
+    engine
+        .set_consent("vac-ann", "shop", Some(Purpose::ChatAssistant), Some(ConsentState::Granted), now)
+        .await
+        .unwrap();
+    let events = (0..5).map(|i| event("vac-ann", "shop", &format!("v{i}"), "Purchase", "a tent", 1)).collect();
+    assert!(engine.ingest(events, now).await.unwrap().iter().all(|o| o.is_accepted()));
+    let receipt = engine.erase_user("vac-ann", now).await.unwrap();
+    assert_eq!((receipt.events_removed, receipt.remaining_points, receipt.remaining_consents), (5, 0, 0));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        match engine.erasure_status(receipt.purge_ticket).await.unwrap() {
+            PurgeState::SegmentsVacuumed { at } => {
+                assert!(at > 0);
+                break;
+            }
+            PurgeState::Pending => {}
+            other => panic!("a server reports the vacuum, not {other:?}"),
+        }
+        assert!(std::time::Instant::now() < deadline, "the forced vacuum did not finish");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

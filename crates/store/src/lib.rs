@@ -195,6 +195,10 @@ pub enum PurgeState {
     Pending,
     /// Removed from every file; unix seconds when the pass finished.
     Purged { at: i64 },
+    /// A Qdrant server's segments holding deleted points were vacuumed at
+    /// `at`; the server's WAL keeps copies until Qdrant truncates it
+    /// (docs/deployment.md).
+    SegmentsVacuumed { at: i64 },
     /// The backend cannot remove deleted data on demand.
     NotSupported,
     /// No such ticket was issued.

@@ -44,8 +44,8 @@ use crate::payload::{
     from_payload, scope_filter_json, user_filter_json, users_filter_json,
 };
 use crate::{
-    AccessLog, Candidates, CollectionKind, ConsentLedger, EventStore, Page, RawPoint, RawStore, ScoredRecord,
-    SearchRequest, StoreError, StoreManifest, StoredPoint, VectorStore, DENSE_VECTOR, SPARSE_VECTOR,
+    AccessLog, Candidates, CollectionKind, ConsentLedger, EventStore, Page, PurgeState, RawPoint, RawStore,
+    ScoredRecord, SearchRequest, StoreError, StoreManifest, StoredPoint, VectorStore, DENSE_VECTOR, SPARSE_VECTOR,
 };
 use ce_core::domain::{AccessRecord, ConsentGrant, EventRecord, RetrievalMode, Scope};
 
@@ -121,6 +121,16 @@ pub struct QdrantStore {
     /// write_consistency_factor + 1` of the consent collection as it is
     /// (read at connect), so every read overlaps every acknowledged write.
     ledger_read_factor: Arc<std::sync::atomic::AtomicU64>,
+    purge: Arc<ServerPurge>,
+}
+
+/// Vacuum passes forced after deletions (see `VectorStore::schedule_purge`).
+#[derive(Default)]
+struct ServerPurge {
+    issued: std::sync::atomic::AtomicU64,
+    purged: std::sync::atomic::AtomicU64,
+    purged_at: std::sync::atomic::AtomicI64,
+    running: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for QdrantStore {
@@ -315,6 +325,7 @@ impl QdrantStore {
             retries: options.retries,
             manifest: Arc::new(manifest.clone()),
             ledger_read_factor: Arc::new(std::sync::atomic::AtomicU64::new(1)),
+            purge: Arc::default(),
         };
         store.client.health_check().await.map_err(|e| StoreError::Backend {
             operation: "connect",
@@ -587,6 +598,42 @@ impl QdrantStore {
             })
             .collect::<Result<_, StoreError>>()?;
         Ok((rows, next))
+    }
+
+    /// Forces Qdrant's vacuum optimiser on each collection: `deleted_threshold`
+    /// 0 and `vacuum_min_vector_number` 100 (the smallest the server
+    /// accepts), waits until the collection is green again (at most 60 s),
+    /// then restores the thresholds it found.
+    async fn vacuum_all(&self) -> Result<(), StoreError> {
+        use qdrant_client::qdrant::{CollectionStatus, OptimizersConfigDiff, UpdateCollectionBuilder};
+        for name in self.collections() {
+            let info = self.retry("collection info", || self.client.collection_info(name)).await?;
+            let found = info.result.and_then(|r| r.config).and_then(|c| c.optimizer_config).unwrap_or_default();
+            let saved = OptimizersConfigDiff {
+                deleted_threshold: Some(found.deleted_threshold.unwrap_or(0.2)),
+                vacuum_min_vector_number: Some(found.vacuum_min_vector_number.unwrap_or(1000)),
+                ..Default::default()
+            };
+            let force = OptimizersConfigDiff {
+                deleted_threshold: Some(0.0),
+                vacuum_min_vector_number: Some(100),
+                ..Default::default()
+            };
+            let update = UpdateCollectionBuilder::new(name).optimizers_config(force).build();
+            self.retry("force vacuum", || self.client.update_collection(update.clone())).await?;
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            loop {
+                let info = self.retry("collection info", || self.client.collection_info(name)).await?;
+                let status = info.result.map(|r| r.status).unwrap_or_default();
+                if status == CollectionStatus::Green as i32 || std::time::Instant::now() > deadline {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            let restore = UpdateCollectionBuilder::new(name).optimizers_config(saved).build();
+            self.retry("restore optimizers", || self.client.update_collection(restore.clone())).await?;
+        }
+        Ok(())
     }
 
     /// Names of the three collections (activity, consent, access).
@@ -904,6 +951,43 @@ impl AccessLog for QdrantStore {
 
 #[async_trait]
 impl VectorStore for QdrantStore {
+    async fn schedule_purge(&self) -> Result<u64, StoreError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        // Counted after the delete returned (wait=true): a pass that reads
+        // this count covers it.
+        let ticket = self.purge.issued.fetch_add(1, SeqCst) + 1;
+        let this = self.clone();
+        tokio::spawn(async move {
+            let _running = this.purge.running.lock().await;
+            let target = this.purge.issued.load(SeqCst);
+            if this.purge.purged.load(SeqCst) >= target {
+                return;
+            }
+            match this.vacuum_all().await {
+                Ok(()) => {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs() as i64);
+                    this.purge.purged_at.store(now, SeqCst);
+                    this.purge.purged.fetch_max(target, SeqCst);
+                }
+                Err(e) => tracing::error!(error = %e, "forcing Qdrant's vacuum failed; the next erasure retries"),
+            }
+        });
+        Ok(ticket)
+    }
+
+    async fn purge_status(&self, ticket: u64) -> Result<PurgeState, StoreError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        Ok(if ticket > self.purge.issued.load(SeqCst) {
+            PurgeState::Unknown
+        } else if ticket <= self.purge.purged.load(SeqCst) {
+            PurgeState::SegmentsVacuumed { at: self.purge.purged_at.load(SeqCst) }
+        } else {
+            PurgeState::Pending
+        })
+    }
+
     /// Every acknowledged write is already applied and in Qdrant's WAL.
     async fn flush(&self) -> Result<(), StoreError> {
         Ok(())
