@@ -796,23 +796,19 @@ impl Engine {
             let current = self.store.consents(vec![user_id.to_string()]).await?;
             let previous = current.iter().find(|g| g.source_id == source_id && g.purpose == purpose).cloned();
             let transition = ConsentGrant::transition(previous.as_ref(), (user_id, source_id, purpose), state, now);
-            let Some(next) = transition else {
-                let previous = previous.ok_or_else(|| EngineError::invalid("state", "no change"))?;
-                // Already in the asked state, as far as this read shows. On a
-                // replicated ledger the entry may come from a write that
-                // failed after reaching only some replicas (its caller was
-                // told UNAVAILABLE and is now retrying): write it again, as
-                // it is, so it is on every replica before this call says OK.
-                if self.store.put_consent_if(previous.clone(), Some(previous.version)).await? {
-                    break (previous, false, current);
-                }
-                attempts += 1;
-                if attempts >= 8 {
-                    return Err(StoreError::Conflict { operation: "set consent" }.into());
-                }
-                continue;
+            // Already in the asked state, as far as this read shows: on a
+            // replicated ledger the entry may come from a write that failed
+            // after reaching only some replicas (its caller was told
+            // UNAVAILABLE and is now retrying), so it is written again, as it
+            // is, to be on every replica before this call says OK.
+            let (write, changed) = match transition {
+                Some(next) => (next, true),
+                None => (previous.clone().ok_or_else(|| EngineError::invalid("state", "no change"))?, false),
             };
-            if state == ConsentState::Granted && !current.iter().any(|g| g.source_id == source_id && g.is_granted()) {
+            if changed
+                && state == ConsentState::Granted
+                && !current.iter().any(|g| g.source_id == source_id && g.is_granted())
+            {
                 // The pair goes from no grant to granted. Events it holds now
                 // were stored without a grant in force: written by an ingest
                 // whose re-check never ran (a crash between its write and its
@@ -824,8 +820,8 @@ impl Engine {
                     tracing::warn!(removed, "events stored without a grant removed before a re-grant");
                 }
             }
-            if self.store.put_consent_if(next.clone(), previous.map(|p| p.version)).await? {
-                break (next, true, current);
+            if self.store.put_consent_if(write.clone(), previous.map(|p| p.version)).await? {
+                break (write, changed, current);
             }
             attempts += 1;
             if attempts >= 8 {

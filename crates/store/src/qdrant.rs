@@ -867,44 +867,31 @@ impl ConsentLedger for QdrantStore {
         let point = PointStruct::new(point_id(id), no_vector(), Payload::from(payload));
         let mut request =
             UpsertPointsBuilder::new(self.consent.to_string(), vec![point]).wait(true).ordering(ordering());
+        if let Some(version) = expected {
+            request = request.update_filter(Filter::should([
+                Condition::matches("version", version as i64),
+                Condition::is_empty("version"),
+            ]));
+        }
         request = match expected {
             // A new version: update only (a filtered upsert still inserts a
             // missing point, which would bring back an entry another replica
             // just erased).
-            Some(version) if version != grant.version => request
-                .update_filter(Filter::should([
-                    Condition::matches("version", version as i64),
-                    Condition::is_empty("version"),
-                ]))
-                .update_mode(qdrant::UpdateMode::UpdateOnly),
+            Some(version) if version != grant.version => request.update_mode(qdrant::UpdateMode::UpdateOnly),
             // The same version written again (the engine's repair of an entry
             // a failed write left on only some replicas): a replica that
             // lacks the point must get it, so missing points are inserted.
-            Some(version) => request.update_filter(Filter::should([
-                Condition::matches("version", version as i64),
-                Condition::is_empty("version"),
-            ])),
+            Some(_) => request,
             None => request.update_mode(qdrant::UpdateMode::InsertOnly),
         };
         let request = request.build();
         self.retry("put consent", || self.client.upsert_points(request.clone())).await?;
-        let replicas = self.ledger_read_factor.load(std::sync::atomic::Ordering::SeqCst);
-        let filter = grpc_filter(&users_filter_json(std::slice::from_ref(&grant.user_id)))?;
-        let mut from = None;
-        loop {
-            let (rows, next) =
-                self.scroll_consistent(&self.consent, Some(filter.clone()), from, 1000, false, replicas).await?;
-            for (row, _, payload) in rows {
-                if row == id {
-                    let stored: ConsentGrant = from_payload(&row.to_string(), payload)?;
-                    return Ok(stored == grant);
-                }
-            }
-            match next {
-                Some(next) => from = Some(next),
-                None => return Ok(false),
-            }
-        }
+        let stored = self
+            .consents(vec![grant.user_id.clone()])
+            .await?
+            .into_iter()
+            .find(|g| g.source_id == grant.source_id && g.purpose == grant.purpose);
+        Ok(stored.as_ref() == Some(&grant))
     }
 
     async fn delete_consents(&self, user_id: String) -> Result<usize, StoreError> {
