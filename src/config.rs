@@ -151,6 +151,15 @@ impl QdrantArgs {
                 message: format!("expected letters, digits, _ or -, got {prefix:?}"),
             });
         }
+        for (flag, value) in [
+            ("qdrant-shards", self.qdrant_shards),
+            ("qdrant-replication-factor", self.qdrant_replication_factor),
+            ("qdrant-consent-replication-factor", self.qdrant_consent_replication_factor),
+        ] {
+            if value == Some(0) {
+                return Err(ConfigError { flag, message: "expected at least 1".into() });
+            }
+        }
         let mut config = crate::store::QdrantOptions::new(url);
         config.api_key = self.qdrant_api_key.clone();
         config.collection_prefix = prefix.clone();
@@ -521,6 +530,9 @@ mod tests {
         assert_eq!(bad.flag, "qdrant-url");
         let bad = parse(&["--store", "qdrant", "--qdrant-url", "http://q:6334", "--qdrant-collection-prefix", "a b"]);
         assert_eq!(bad.unwrap_err().flag, "qdrant-collection-prefix");
+        let zero =
+            parse(&["--store", "qdrant", "--qdrant-url", "http://q:6334", "--qdrant-consent-replication-factor", "0"]);
+        assert_eq!(zero.unwrap_err().flag, "qdrant-consent-replication-factor");
         let ok = parse(&[
             "--store",
             "qdrant",
