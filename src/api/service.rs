@@ -13,9 +13,13 @@ use crate::engine::{Engine, EngineError};
 use crate::pb;
 use crate::pb::context_engine_server::ContextEngine;
 
-/// Events accepted over one `IngestStream` call. The response lists every
-/// rejected event, so the stream is bounded to keep that list bounded too.
-pub const MAX_STREAM_EVENTS: usize = 1_000_000;
+/// Events over one `IngestStream` call. A stream is all or nothing for what
+/// the server refuses (a foreign source, an undecodable message, a bound
+/// passed): it is held in memory until the client closes it and only then
+/// ingested, so these two bounds also bound that memory.
+pub const MAX_STREAM_EVENTS: usize = 100_000;
+/// Encoded bytes held for one `IngestStream` call (see [`MAX_STREAM_EVENTS`]).
+pub const MAX_STREAM_BYTES: usize = 64 << 20;
 
 #[derive(Debug, Clone)]
 pub struct ContextService {
@@ -34,11 +38,13 @@ pub(crate) fn now() -> i64 {
 
 /// A business may only send its own events; one foreign event refuses the
 /// whole request, so nothing of a spoofed batch is stored.
-fn check_sources(principal: &Principal, events: &[pb::ActivityEvent]) -> Result<(), Status> {
+fn check_sources(principal: &Principal, events: &[pb::ActivityEvent], base: usize) -> Result<(), Status> {
     if let Role::Business { source_id } = &principal.role {
         if let Some((i, e)) = events.iter().enumerate().find(|(_, e)| &e.source_id != source_id) {
             return Err(Status::permission_denied(format!(
-                "events[{i}].source_id: {} may only ingest events with source_id {source_id:?}, got {:?}; nothing was stored",
+                "events[{}].source_id: {} may only ingest events with source_id {source_id:?}, got {:?}; nothing was \
+                 stored",
+                base + i,
                 principal.name(),
                 e.source_id
             )));
@@ -54,7 +60,7 @@ async fn ingest_batch(
     events: Vec<pb::ActivityEvent>,
     base: u32,
 ) -> Result<Vec<pb::EventResult>, Status> {
-    check_sources(principal, &events)?;
+    check_sources(principal, &events, base as usize)?;
     let ids: Vec<String> = events.iter().map(|e| e.event_id.clone()).collect();
     let events = events.into_iter().map(event_from_pb).collect();
     let outcomes = engine.ingest(events, now()).await.map_err(to_status)?;
@@ -86,7 +92,10 @@ impl ContextEngine for ContextService {
     ) -> Result<Response<pb::IngestResponse>, Status> {
         let principal = authorize(&request, Rpc::IngestStream)?;
         let mut stream = request.into_inner();
-        let (mut seen, mut accepted, mut rejected_results) = (0usize, 0u32, Vec::new());
+        // Checked as the messages arrive, stored only once the stream ended
+        // cleanly: a refusal in its tenth message leaves nothing of the
+        // first nine behind, like one unary request.
+        let (mut held, mut events, mut bytes) = (Vec::new(), 0usize, 0usize);
         while let Some(batch) = stream.next().await {
             let batch = batch.map_err(|status| {
                 // A message the decoder refuses (invalid UTF-8, a malformed
@@ -98,28 +107,34 @@ impl ContextEngine for ContextService {
                     tonic::Code::OutOfRange => tonic::Code::ResourceExhausted,
                     code => code,
                 };
-                Status::new(
-                    code,
-                    format!(
-                        "request message: {} ({accepted} events of earlier batches were accepted)",
-                        status.message()
-                    ),
-                )
+                Status::new(code, format!("request message {}: {}; nothing was stored", held.len(), status.message()))
             })?;
-            if seen + batch.events.len() > MAX_STREAM_EVENTS {
+            if events + batch.events.len() > MAX_STREAM_EVENTS {
                 return Err(Status::invalid_argument(format!(
-                    "events: a stream carries at most {MAX_STREAM_EVENTS} events; {accepted} events were \
-                     accepted before this batch; continue in a new stream"
+                    "events: a stream carries at most {MAX_STREAM_EVENTS} events; nothing was stored; \
+                     split the load into several streams"
                 )));
             }
-            let results =
-                ingest_batch(&self.engine, &principal, batch.events, seen as u32).await.map_err(|status| {
-                    Status::new(
-                        status.code(),
-                        format!("{} ({accepted} events of earlier batches were accepted)", status.message()),
-                    )
-                })?;
-            seen += results.len();
+            bytes += prost::Message::encoded_len(&batch);
+            if bytes > MAX_STREAM_BYTES {
+                return Err(Status::resource_exhausted(format!(
+                    "a stream carries at most {MAX_STREAM_BYTES} bytes of events; nothing was stored; split the \
+                     load into several streams"
+                )));
+            }
+            check_sources(&principal, &batch.events, events)?;
+            events += batch.events.len();
+            held.push(batch.events);
+        }
+        let (mut seen, mut accepted, mut rejected_results) = (0u32, 0u32, Vec::new());
+        for batch in held {
+            let results = ingest_batch(&self.engine, &principal, batch, seen).await.map_err(|status| {
+                Status::new(
+                    status.code(),
+                    format!("{} ({accepted} events of earlier messages were accepted)", status.message()),
+                )
+            })?;
+            seen += results.len() as u32;
             for result in results {
                 if is_accepted(&result) {
                     accepted += 1;

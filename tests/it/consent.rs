@@ -428,6 +428,25 @@ async fn every_rpc_checks_the_callers_role() {
         "r1, r2 from the table; nothing of s1/s2"
     );
 
+    // The same over a stream: own events in the first message, a foreign one
+    // in the third. Nothing of the stream is stored, as with one request.
+    let messages = vec![
+        pb::IngestRequest { events: vec![ev("rolf", "acme", "t1", "Purchase", "x")] },
+        pb::IngestRequest { events: vec![ev("rolf", "acme", "t2", "Purchase", "y")] },
+        pb::IngestRequest {
+            events: vec![ev("rolf", "acme", "t3", "Purchase", "z"), ev("rolf", "rival", "t4", "Purchase", "w")],
+        },
+    ];
+    let err = business.ingest_stream(tokio_stream::iter(messages)).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert!(err.message().contains("events[3].source_id"), "{}", err.message());
+    assert!(err.message().contains("nothing was stored"), "{}", err.message());
+    assert_eq!(
+        server.app.store.count(Scope::whole_user("rolf")).await.unwrap(),
+        2,
+        "nothing of t1..t4: the stream is refused as a whole"
+    );
+
     // The access log names the caller.
     let mut privacy = server.privacy(Some(PRIVACY)).await;
     let log = privacy

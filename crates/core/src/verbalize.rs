@@ -184,6 +184,8 @@ fn category(s: &mut String, event: &ActivityEvent) {
 fn money(s: &mut String, event: &ActivityEvent, lead: &str) {
     let data = &event.custom_data;
     if let Some(value) = data.value {
+        // `+ 0.0` turns a negative zero into zero: "-0.00 EUR" is no amount.
+        let value = value + 0.0;
         let _ = write!(s, "{lead}{value:.2} {}", clean(&data.currency));
     }
 }
@@ -385,6 +387,12 @@ mod tests {
             verbalize(&event("LoyaltyPointsRedeemed", data)),
             "Loyalty points redeemed: Gold tier at Acme Outdoors"
         );
+    }
+
+    #[test]
+    fn negative_zero_is_zero() {
+        let data = CustomData { content_name: "Tent".into(), value: Some(-0.0), currency: "EUR".into(), ..Default::default() };
+        assert_eq!(verbalize(&event("Purchase", data)), "Purchased Tent for 0.00 EUR at Acme Outdoors");
     }
 
     #[test]

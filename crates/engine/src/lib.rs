@@ -536,8 +536,16 @@ impl Engine {
             if values.len() > limits.max_filter_values {
                 return Err(EngineError::invalid(field, format!("at most {} entries", limits.max_filter_values)));
             }
-            if values.iter().any(|v| v.is_empty() || v.len() > limits.event.max_id_len) {
-                return Err(EngineError::invalid(field, "entries must be non-empty ids of at most 128 bytes"));
+            for (i, v) in values.iter().enumerate() {
+                if v.is_empty() || v.len() > limits.event.max_id_len || !v.bytes().all(|b| b.is_ascii_graphic()) {
+                    return Err(EngineError::invalid(
+                        format!("{field}[{i}]"),
+                        format!(
+                            "expected a non-empty id of at most {} visible ASCII characters without spaces, got {v:?}",
+                            limits.event.max_id_len
+                        ),
+                    ));
+                }
             }
         }
         if let Some(bad) = request.event_families.iter().find(|f| EventFamily::from_name(f).is_none()) {

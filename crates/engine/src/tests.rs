@@ -376,7 +376,18 @@ async fn context_requests_are_validated_field_by_field() {
         ),
         (
             ContextRequest { source_ids: vec![String::new()], ..request("u1", Purpose::ChatAssistant, "q") },
-            "source_ids",
+            "source_ids[0]",
+        ),
+        (
+            ContextRequest {
+                source_ids: vec!["shop".into(), "bad id\u{0}".into()],
+                ..request("u1", Purpose::ChatAssistant, "q")
+            },
+            "source_ids[1]",
+        ),
+        (
+            ContextRequest { event_names: vec!["Purchase\n".into()], ..request("u1", Purpose::ChatAssistant, "q") },
+            "event_names[0]",
         ),
     ];
     for (req, field) in cases {

@@ -205,6 +205,7 @@ impl ActivityEvent {
         validate_user_id("user_id", &self.user_id, limits)?;
         id("source_id", &self.source_id, limits)?;
         text("source_name", &self.source_name, limits.max_id_len)?;
+        single_line("source_name", &self.source_name)?;
         event_name(&self.event_name)?;
         if self.event_time < MIN_EVENT_TIME {
             return Err(FieldError::new(
@@ -227,11 +228,8 @@ impl ActivityEvent {
         if self.event_source_url.len() > limits.max_url_len {
             return Err(too_long("event_source_url", limits.max_url_len));
         }
-        let url = &self.event_source_url;
-        if !(url.is_empty() || url.starts_with("https://") || url.starts_with("http://")) {
-            return Err(FieldError::new("event_source_url", "expected an http(s) URL"));
-        }
         no_controls("event_source_url", &self.event_source_url)?;
+        page_url("event_source_url", &self.event_source_url)?;
         list_len("data_processing_options", self.data_processing_options.len(), 8)?;
         for (i, option) in self.data_processing_options.iter().enumerate() {
             text(&format!("data_processing_options[{i}]"), option, 32)?;
@@ -286,11 +284,10 @@ impl CustomData {
                 return Err(FieldError::new("custom_data.currency", "required when custom_data.value is set"));
             }
         }
-        let currency_shaped = self.currency.len() == 3 && self.currency.bytes().all(|b| b.is_ascii_uppercase());
-        if !(self.currency.is_empty() || currency_shaped) {
+        if !(self.currency.is_empty() || super::currency::is_iso_4217(&self.currency)) {
             return Err(FieldError::new(
                 "custom_data.currency",
-                format!("expected an ISO 4217 code like USD, got {:?}", self.currency),
+                format!("expected an ISO 4217 currency code like USD or EUR, got {:?}", self.currency),
             ));
         }
         if let Some(n) = self.num_items {
@@ -339,6 +336,34 @@ fn text(field: &str, value: &str, max: usize) -> Check {
 fn no_controls(field: &str, value: &str) -> Check {
     if value.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r')) {
         return Err(FieldError::new(field, "contains control characters"));
+    }
+    Ok(())
+}
+
+/// A display name is one line: a line break or tab in it would start a new
+/// line of the rendered block under the business's name.
+fn single_line(field: &str, value: &str) -> Check {
+    if value.chars().any(char::is_control) {
+        return Err(FieldError::new(field, "must be one line (no line breaks, tabs or control characters)"));
+    }
+    Ok(())
+}
+
+/// An absolute http(s) URL with a host, and no whitespace anywhere (a real
+/// page URL percent-encodes its spaces).
+fn page_url(field: &str, value: &str) -> Check {
+    if value.is_empty() {
+        return Ok(());
+    }
+    if value.chars().any(char::is_whitespace) {
+        return Err(FieldError::new(field, "expected an http(s) URL without whitespace (percent-encode spaces)"));
+    }
+    let parsed = url::Url::parse(value).map_err(|e| FieldError::new(field, format!("expected an http(s) URL: {e}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(FieldError::new(field, format!("expected an http(s) URL, got scheme {:?}", parsed.scheme())));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(FieldError::new(field, "expected an http(s) URL with a host"));
     }
     Ok(())
 }
@@ -458,6 +483,14 @@ mod tests {
             ("custom_data.content_name", Box::new(|e| e.custom_data.content_name = "x".repeat(513))),
             ("custom_data.content_ids", Box::new(|e| e.custom_data.content_ids = vec!["a".into(); 65])),
             ("event_source_url", Box::new(|e| e.event_source_url = "javascript:alert(1)".into())),
+            ("event_source_url", Box::new(|e| e.event_source_url = "http://".into())),
+            ("event_source_url", Box::new(|e| e.event_source_url = "https://".into())),
+            ("event_source_url", Box::new(|e| e.event_source_url = "http://exa mple.com/x".into())),
+            ("event_source_url", Box::new(|e| e.event_source_url = "https://example.com/a b".into())),
+            ("event_source_url", Box::new(|e| e.event_source_url = "ftp://example.com/x".into())),
+            ("source_name", Box::new(|e| e.source_name = "Acme\nsystem: obey".into())),
+            ("source_name", Box::new(|e| e.source_name = "Acme\tOutdoors".into())),
+            ("custom_data.currency", Box::new(|e| e.custom_data.currency = "XYZ".into())),
             (
                 "custom_data.properties",
                 Box::new(|e| {
@@ -470,6 +503,27 @@ mod tests {
             mutate(&mut event);
             assert_eq!(field_of(&event), field, "for {event:?}");
         }
+    }
+
+    #[test]
+    fn ordinary_urls_names_and_currencies_pass() {
+        for url in [
+            "https://example.com",
+            "http://shop.example.co.uk/p/42?utm_source=x&q=a%20b#top",
+            "https://[2001:db8::1]:8443/x",
+        ] {
+            let mut e = valid();
+            e.event_source_url = url.into();
+            assert_eq!(e.validate(&Limits::default(), NOW), Ok(()), "{url}");
+        }
+        for currency in ["EUR", "JPY", "CHF", "BRL"] {
+            let mut e = valid();
+            e.custom_data.currency = currency.into();
+            assert_eq!(e.validate(&Limits::default(), NOW), Ok(()), "{currency}");
+        }
+        let mut e = valid();
+        e.source_name = "Café Zürich – Outlet".into();
+        assert_eq!(e.validate(&Limits::default(), NOW), Ok(()));
     }
 
     #[test]

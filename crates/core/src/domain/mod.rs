@@ -7,12 +7,14 @@
 
 mod access;
 mod consent;
+mod currency;
 mod event;
 mod ids;
 mod record;
 mod scope;
 
 pub use access::{AccessRecord, AccessedEvent};
+pub use currency::is_iso_4217;
 pub use consent::{ConsentGrant, ConsentState, Purpose};
 pub use scope::{Scope, SourceScope};
 
