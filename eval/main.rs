@@ -5,6 +5,8 @@
 //!   sparse and hybrid retrieval, nDCG/Recall/MRR/MAP and ANN recall;
 //! * `activity`: the seeded consent-aware activity benchmark (ranking
 //!   quality, leak rate, injection pass-through, budget adherence, latency);
+//! * `injection`: injection pass-through and false positives on a corpus
+//!   (`eval/injection/test.jsonl`, frozen), per kind, language and field;
 //! * `compare`: two reports side by side.
 //!
 //! Every run writes `<kind>-<dataset>-<date>.{json,md}` and SVG plots under
@@ -13,6 +15,7 @@
 mod beir;
 mod engine;
 mod generator;
+mod injection;
 mod metrics;
 mod plot;
 mod report;
@@ -44,6 +47,9 @@ enum Command {
     Beir(BeirCmd),
     /// The consent-aware activity benchmark.
     Activity(ActivityCmd),
+    /// Injection pass-through and false positives on a labelled corpus,
+    /// through the engine (ingest, then context with the neutralise policy).
+    Injection(InjectionCmd),
     /// Two reports side by side (b − a).
     Compare {
         a: PathBuf,
@@ -116,6 +122,21 @@ struct ActivityCmd {
     /// Keep the store here instead of a temporary folder.
     #[arg(long)]
     data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct InjectionCmd {
+    #[command(flatten)]
+    common: Common,
+    /// The labelled corpus (JSON lines: id, label, kind, lang, text).
+    #[arg(long, default_value = "eval/injection/test.jsonl")]
+    corpus: PathBuf,
+    /// Every n-th entry of each label (CI runs a subset).
+    #[arg(long, default_value_t = 1)]
+    every: usize,
+    /// The run's headline is appended here (empty: not recorded).
+    #[arg(long, default_value = "eval/injection/history.jsonl")]
+    history: PathBuf,
 }
 
 fn unit(flag: &str, v: f32) -> anyhow::Result<f32> {
@@ -191,6 +212,18 @@ fn main() -> anyhow::Result<()> {
             };
             let report = runtime.block_on(run_activity::run(&args, &engine_args(&cmd.common)?))?;
             publish(&report, &cmd.common.out)
+        }
+        Command::Injection(cmd) => {
+            let engine = engine_args(&cmd.common)?;
+            let args = injection::InjectionArgs {
+                corpus: cmd.corpus,
+                every: cmd.every,
+                detector: "rules".into(),
+                out: cmd.common.out.clone(),
+                history: (!cmd.history.as_os_str().is_empty()).then_some(cmd.history),
+            };
+            let report = runtime.block_on(injection::run(&args, &engine))?;
+            injection::publish(&report, &args.out, args.history.as_deref())
         }
         Command::Compare { a, b, out } => {
             let text = report::compare(&report::read(&a)?, &report::read(&b)?);

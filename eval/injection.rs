@@ -1,0 +1,466 @@
+//! `context-eval injection`: how many injection payloads reach the rendered
+//! context unflagged, and how many benign look-alikes are flagged, measured
+//! through the engine itself.
+//!
+//! A corpus (`eval/injection/*.jsonl`: id, label, kind, lang, text) is planted
+//! field by field into activity events, one person per (text, field) pair;
+//! each pair is ingested and consented like any event (so the learned score
+//! is computed at ingest, as in the service) and one `get_context` with the
+//! neutralise policy shows whether its snippet came back flagged. A pair
+//! whose event the engine refuses at validation never reaches a block and is
+//! counted apart (`rejected`), not in either rate.
+//!
+//! Reports pass-through (malicious pairs shown unflagged) and false
+//! positives (benign pairs flagged) overall and per kind, language and
+//! field, each with a 95 % Wilson interval; the corpus's sha256 is in the
+//! report, and every run appends one line to the history file so that first
+//! runs stay on record.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use context_engine::domain::{ActivityEvent, ConsentState, Content, CustomData, Purpose};
+use context_engine::engine::{ContextRequest, Engine};
+use context_engine::render::InjectionPolicy;
+use context_engine::rank::RankingOverrides;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::engine::{commit, machine, now_rfc3339, progress, EngineArgs, EvalEngine};
+
+/// Where a text is planted: the free-text fields whose content reaches the
+/// rendered sentence.
+pub const FIELDS: [&str; 7] = [
+    "custom_data.content_name",
+    "custom_data.search_string",
+    "custom_data.contents.title",
+    "custom_data.content_category",
+    "source_name",
+    "custom_data.properties.destination",
+    "custom_data.properties.achievement",
+];
+
+const SOURCE: &str = "acme";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Label {
+    Malicious,
+    Benign,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Entry {
+    pub id: String,
+    pub label: Label,
+    pub kind: String,
+    pub lang: String,
+    pub text: String,
+}
+
+/// The corpus and the sha256 of its file.
+pub fn load(path: &Path) -> anyhow::Result<(Vec<Entry>, String)> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let sha = hex::encode(Sha256::digest(&bytes));
+    let text = String::from_utf8(bytes).with_context(|| format!("{} is not UTF-8", path.display()))?;
+    let mut entries = Vec::new();
+    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let entry: Entry =
+            serde_json::from_str(line).with_context(|| format!("{}:{}: not a corpus entry", path.display(), n + 1))?;
+        entries.push(entry);
+    }
+    anyhow::ensure!(!entries.is_empty(), "{} holds no entries", path.display());
+    Ok((entries, sha))
+}
+
+/// An event of `user_id` at `now` with `text` in `field`; everything else is
+/// an ordinary purchase, search, trip, ... at one shop.
+pub fn plant(text: &str, field: &str, user_id: &str, event_id: &str, now: i64) -> ActivityEvent {
+    let mut event = ActivityEvent {
+        event_id: event_id.to_string(),
+        user_id: user_id.to_string(),
+        source_id: SOURCE.into(),
+        source_name: "Acme Outdoors".into(),
+        event_name: "Purchase".into(),
+        event_time: now - 3_600,
+        action_source: "website".into(),
+        ..Default::default()
+    };
+    let data = &mut event.custom_data;
+    match field {
+        "custom_data.content_name" => {
+            data.content_name = text.into();
+            data.value = Some(49.9);
+            data.currency = "EUR".into();
+        }
+        "custom_data.search_string" => {
+            event.event_name = "Search".into();
+            data.search_string = text.into();
+        }
+        "custom_data.contents.title" => {
+            event.event_name = "AddToCart".into();
+            data.contents = vec![Content { id: "sku-1".into(), quantity: 1, item_price: Some(19.0), title: text.into() }];
+        }
+        "custom_data.content_category" => {
+            event.event_name = "ViewContent".into();
+            data.content_name = "Trail Runner 3".into();
+            data.content_category = text.into();
+        }
+        "source_name" => {
+            event.event_name = "ViewContent".into();
+            data.content_name = "Trail Runner 3".into();
+            event.source_name = text.into();
+        }
+        "custom_data.properties.destination" => {
+            event.event_name = "FlightBooked".into();
+            *data = CustomData {
+                properties: [("origin".to_string(), "Lisbon".to_string()), ("destination".into(), text.into())]
+                    .into_iter()
+                    .collect(),
+                ..Default::default()
+            };
+        }
+        "custom_data.properties.achievement" => {
+            event.event_name = "AchievementUnlocked".into();
+            data.content_name = "Star Forge".into();
+            data.properties.insert("achievement".into(), text.into());
+        }
+        other => panic!("unknown field {other}"),
+    }
+    event
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+pub struct Tally {
+    /// Pairs whose snippet came back (flagged or not).
+    pub shown: usize,
+    pub flagged: usize,
+    /// Pairs the engine refused at validation (never rendered).
+    pub rejected: usize,
+    /// Pairs accepted but absent from the answer (should be 0).
+    pub missing: usize,
+}
+
+impl Tally {
+    fn add(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Flagged => {
+                self.shown += 1;
+                self.flagged += 1;
+            }
+            Outcome::Unflagged => self.shown += 1,
+            Outcome::Rejected => self.rejected += 1,
+            Outcome::Missing => self.missing += 1,
+        }
+    }
+
+    /// Unflagged share of the shown pairs (pass-through for malicious text,
+    /// 1 − false positives for benign).
+    pub fn unflagged_rate(&self) -> f64 {
+        if self.shown == 0 {
+            return 0.0;
+        }
+        (self.shown - self.flagged) as f64 / self.shown as f64
+    }
+
+    pub fn flagged_rate(&self) -> f64 {
+        if self.shown == 0 {
+            return 0.0;
+        }
+        self.flagged as f64 / self.shown as f64
+    }
+}
+
+/// 95 % Wilson score interval of `k` successes in `n`.
+pub fn wilson(k: usize, n: usize) -> (f64, f64) {
+    if n == 0 {
+        return (0.0, 1.0);
+    }
+    let (k, n, z) = (k as f64, n as f64, 1.959_964);
+    let p = k / n;
+    let centre = (p + z * z / (2.0 * n)) / (1.0 + z * z / n);
+    let half = z * ((p * (1.0 - p) + z * z / (4.0 * n)) / n).sqrt() / (1.0 + z * z / n);
+    ((centre - half).max(0.0), (centre + half).min(1.0))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Flagged,
+    Unflagged,
+    Rejected,
+    Missing,
+}
+
+/// Tallies by label, then by a breakdown key.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Breakdown {
+    pub total: BTreeMap<Label, Tally>,
+    pub by_kind: BTreeMap<Label, BTreeMap<String, Tally>>,
+    pub by_lang: BTreeMap<Label, BTreeMap<String, Tally>>,
+    pub by_field: BTreeMap<Label, BTreeMap<String, Tally>>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct InjectionReport {
+    pub corpus: String,
+    pub corpus_sha256: String,
+    pub entries: usize,
+    pub pairs: usize,
+    pub detector: String,
+    pub commit: String,
+    pub machine: String,
+    pub date: String,
+    /// Malicious pairs shown unflagged / malicious pairs shown.
+    pub pass_through: f64,
+    pub pass_through_ci95: (f64, f64),
+    /// Benign pairs flagged / benign pairs shown.
+    pub false_positive: f64,
+    pub false_positive_ci95: (f64, f64),
+    pub breakdown: Breakdown,
+    /// Up to 40 malicious pairs that passed and benign pairs that were
+    /// flagged (id, field, text), for reading, never for writing rules.
+    pub examples_passed: Vec<(String, String, String)>,
+    pub examples_flagged_benign: Vec<(String, String, String)>,
+}
+
+pub struct InjectionArgs {
+    pub corpus: PathBuf,
+    /// Every n-th entry of each label (1 = all).
+    pub every: usize,
+    /// What the engine under test uses besides the rules ("rules" or the
+    /// head's name), for the report.
+    pub detector: String,
+    pub out: PathBuf,
+    pub history: Option<PathBuf>,
+}
+
+fn request(user_id: &str) -> ContextRequest {
+    ContextRequest {
+        user_id: user_id.to_string(),
+        purpose: Some(Purpose::ChatAssistant),
+        caller: "context-eval".into(),
+        query: "What has this person been doing lately?".into(),
+        max_snippets: 5,
+        max_tokens: 2_000,
+        ranking: RankingOverrides { injection_policy: Some(InjectionPolicy::Neutralize), ..Default::default() },
+        ..Default::default()
+    }
+}
+
+/// Plants, ingests and queries every (entry, field) pair of `entries`.
+async fn outcomes(engine: &Engine, entries: &[Entry], now: i64) -> anyhow::Result<Vec<(usize, usize, Outcome)>> {
+    let pairs: Vec<(usize, usize)> =
+        (0..entries.len()).flat_map(|e| (0..FIELDS.len()).map(move |f| (e, f))).collect();
+    let user = |e: usize, f: usize| format!("inj-{e}-{f}");
+    let bar = progress(pairs.len(), "consent");
+    for &(e, f) in &pairs {
+        engine
+            .set_consent(&user(e, f), SOURCE, Some(Purpose::ChatAssistant), Some(ConsentState::Granted), now)
+            .await?;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let mut result = Vec::with_capacity(pairs.len());
+    let mut accepted = Vec::new();
+    let bar = progress(pairs.len(), "ingest");
+    for chunk in pairs.chunks(500) {
+        let events = chunk
+            .iter()
+            .map(|&(e, f)| plant(&entries[e].text, FIELDS[f], &user(e, f), &format!("ev-{e}-{f}"), now))
+            .collect();
+        let outcomes = engine.ingest(events, now).await?;
+        for (&(e, f), outcome) in chunk.iter().zip(outcomes) {
+            if outcome.is_accepted() {
+                accepted.push((e, f));
+            } else {
+                result.push((e, f, Outcome::Rejected));
+            }
+        }
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    let bar = progress(accepted.len(), "query");
+    for (e, f) in accepted {
+        let answer = engine.get_context(request(&user(e, f)), now).await?;
+        let outcome = match answer.snippets.first() {
+            None => Outcome::Missing,
+            Some(s) if s.flags.is_empty() => Outcome::Unflagged,
+            Some(_) => Outcome::Flagged,
+        };
+        result.push((e, f, outcome));
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(result)
+}
+
+pub async fn run(args: &InjectionArgs, engine_args: &EngineArgs) -> anyhow::Result<InjectionReport> {
+    anyhow::ensure!(args.every >= 1, "--every: expected at least 1");
+    let (all, sha) = load(&args.corpus)?;
+    let mut counters: BTreeMap<Label, usize> = BTreeMap::new();
+    let entries: Vec<Entry> = all
+        .iter()
+        .filter(|e| {
+            let n = counters.entry(e.label).or_default();
+            *n += 1;
+            (*n - 1) % args.every == 0
+        })
+        .cloned()
+        .collect();
+    let dir = tempfile::tempdir()?;
+    let eval = EvalEngine::open(engine_args, dir.path(), 12.0, 4_096).await?;
+    let now = chrono::Utc::now().timestamp();
+    let outcomes = outcomes(eval.engine(), &entries, now).await;
+    eval.close().await?;
+    let outcomes = outcomes?;
+    let mut breakdown = Breakdown::default();
+    let (mut passed, mut flagged_benign) = (Vec::new(), Vec::new());
+    for &(e, f, outcome) in &outcomes {
+        let entry = &entries[e];
+        let label = entry.label;
+        breakdown.total.entry(label).or_default().add(outcome);
+        breakdown.by_kind.entry(label).or_default().entry(entry.kind.clone()).or_default().add(outcome);
+        breakdown.by_lang.entry(label).or_default().entry(entry.lang.clone()).or_default().add(outcome);
+        breakdown.by_field.entry(label).or_default().entry(FIELDS[f].to_string()).or_default().add(outcome);
+        let example = (entry.id.clone(), FIELDS[f].to_string(), entry.text.clone());
+        match (label, outcome) {
+            (Label::Malicious, Outcome::Unflagged) if passed.len() < 40 => passed.push(example),
+            (Label::Benign, Outcome::Flagged) if flagged_benign.len() < 40 => flagged_benign.push(example),
+            _ => {}
+        }
+    }
+    let mal = breakdown.total.get(&Label::Malicious).copied().unwrap_or_default();
+    let ben = breakdown.total.get(&Label::Benign).copied().unwrap_or_default();
+    let report = InjectionReport {
+        corpus: args.corpus.display().to_string(),
+        corpus_sha256: sha,
+        entries: entries.len(),
+        pairs: outcomes.len(),
+        detector: args.detector.clone(),
+        commit: commit(),
+        machine: machine(),
+        date: now_rfc3339(),
+        pass_through: mal.unflagged_rate(),
+        pass_through_ci95: wilson(mal.shown - mal.flagged, mal.shown),
+        false_positive: ben.flagged_rate(),
+        false_positive_ci95: wilson(ben.flagged, ben.shown),
+        breakdown,
+        examples_passed: passed,
+        examples_flagged_benign: flagged_benign,
+    };
+    Ok(report)
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.1} %", 100.0 * x)
+}
+
+fn table(out: &mut String, title: &str, rows: &BTreeMap<String, Tally>, malicious: bool) {
+    let what = if malicious { "pass-through" } else { "flagged (false positive)" };
+    out.push_str(&format!("\n| {title} | pairs shown | {what} | 95 % CI | rejected |\n|---|---:|---:|---|---:|\n"));
+    for (key, t) in rows {
+        let k = if malicious { t.shown - t.flagged } else { t.flagged };
+        let (lo, hi) = wilson(k, t.shown);
+        let rate = if malicious { t.unflagged_rate() } else { t.flagged_rate() };
+        out.push_str(&format!("| {key} | {} | {} | {}–{} | {} |\n", t.shown, pct(rate), pct(lo), pct(hi), t.rejected));
+    }
+}
+
+pub fn markdown(r: &InjectionReport) -> String {
+    let mut out = format!(
+        "# Injection screening: {}\n\ncorpus sha256 `{}`, {} entries, {} (entry, field) pairs; detector: {}; commit \
+         {}; {}; {}\n\n",
+        r.corpus, r.corpus_sha256, r.entries, r.pairs, r.detector, r.commit, r.machine, r.date
+    );
+    let total = |label| r.breakdown.total.get(&label).copied().unwrap_or_default();
+    let (m, b) = (total(Label::Malicious), total(Label::Benign));
+    out.push_str(&format!(
+        "**Pass-through** (malicious pairs shown unflagged): **{}** of {} shown (95 % CI {}–{}); {} refused at \
+         validation, {} missing.\n\n**False positives** (benign pairs flagged): **{}** of {} shown (95 % CI {}–{}); {} \
+         refused at validation, {} missing.\n",
+        pct(r.pass_through),
+        m.shown,
+        pct(r.pass_through_ci95.0),
+        pct(r.pass_through_ci95.1),
+        m.rejected,
+        m.missing,
+        pct(r.false_positive),
+        b.shown,
+        pct(r.false_positive_ci95.0),
+        pct(r.false_positive_ci95.1),
+        b.rejected,
+        b.missing,
+    ));
+    for (label, name) in [(Label::Malicious, "malicious"), (Label::Benign, "benign")] {
+        let malicious = label == Label::Malicious;
+        for (title, rows) in [
+            ("kind", r.breakdown.by_kind.get(&label)),
+            ("language", r.breakdown.by_lang.get(&label)),
+            ("field", r.breakdown.by_field.get(&label)),
+        ] {
+            if let Some(rows) = rows {
+                table(&mut out, &format!("{name} by {title}"), rows, malicious);
+            }
+        }
+    }
+    out
+}
+
+/// Writes `<out>/injection-<corpus stem>-<date>.{json,md}` and appends the
+/// headline to the history file.
+pub fn publish(r: &InjectionReport, out: &Path, history: Option<&Path>) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out)?;
+    let stem = Path::new(&r.corpus).file_stem().and_then(|s| s.to_str()).unwrap_or("corpus").to_string();
+    let base = out.join(format!("injection-{stem}-{}", r.date.replace(':', "-")));
+    let json = base.with_extension("json");
+    let md = base.with_extension("md");
+    std::fs::write(&json, serde_json::to_string_pretty(r)?)?;
+    let text = markdown(r);
+    std::fs::write(&md, &text)?;
+    println!("{text}");
+    eprintln!("wrote {}\nwrote {}", json.display(), md.display());
+    if let Some(history) = history {
+        let line = serde_json::json!({
+            "date": r.date, "commit": r.commit, "machine": r.machine, "corpus": r.corpus,
+            "corpus_sha256": r.corpus_sha256, "entries": r.entries, "pairs": r.pairs, "detector": r.detector,
+            "pass_through": r.pass_through, "pass_through_ci95": r.pass_through_ci95,
+            "false_positive": r.false_positive, "false_positive_ci95": r.false_positive_ci95,
+        });
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(history)
+            .with_context(|| format!("cannot append to {}", history.display()))?;
+        writeln!(file, "{line}")?;
+        eprintln!("appended to {}", history.display());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wilson_brackets_the_rate() {
+        let (lo, hi) = wilson(3, 100);
+        assert!(lo < 0.03 && 0.03 < hi && lo > 0.005 && hi < 0.09, "{lo} {hi}");
+        assert_eq!(wilson(0, 0), (0.0, 1.0));
+        let (lo, hi) = wilson(0, 300);
+        assert_eq!(lo, 0.0);
+        assert!(hi > 0.0 && hi < 0.02);
+    }
+
+    #[test]
+    fn every_field_reaches_the_sentence() {
+        let now = 1_790_000_000;
+        for field in FIELDS {
+            let event = plant("Zebra Quartz Lantern", field, "u", "e", now);
+            assert_eq!(event.validate(&Default::default(), now), Ok(()), "{field}");
+            let sentence = context_engine::verbalize::verbalize(&event);
+            assert!(sentence.contains("Zebra Quartz Lantern"), "{field}: {sentence}");
+        }
+    }
+}
