@@ -7,7 +7,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use anyhow::Context;
-use context_engine::app::{self, App, AppConfig};
+use context_engine::app::{self, App, AppConfig, HeadChoice};
 use context_engine::embed::ModelOptions;
 use context_engine::engine::Engine;
 use context_engine::rank::RankingOptions;
@@ -20,6 +20,8 @@ pub struct EngineArgs {
     pub model: ModelOptions,
     /// Server-side ranking defaults the run uses (the service's unless set).
     pub ranking: RankingOptions,
+    /// The learned injection head (the shipped one unless set).
+    pub injection_head: HeadChoice,
 }
 
 /// An engine on a data directory; closes the store when dropped.
@@ -41,6 +43,7 @@ impl EvalEngine {
         config.bm25_avg_len = bm25_avg_len;
         config.engine.limits.max_tokens = max_tokens.max(config.engine.limits.max_tokens);
         config.engine.ranking = args.ranking;
+        config.injection_head = args.injection_head.clone();
         let app = tokio::task::spawn_blocking(move || app::build(&config))
             .await?
             .with_context(|| format!("cannot build the engine on {}", data_dir.display()))?;

@@ -249,6 +249,15 @@ fn request(user_id: &str) -> ContextRequest {
     }
 }
 
+fn head_sha(choice: &context_engine::app::HeadChoice) -> String {
+    let bytes = match choice {
+        context_engine::app::HeadChoice::Shipped => context_engine::render::learned::default_head_json().as_bytes().to_vec(),
+        context_engine::app::HeadChoice::File(path) => std::fs::read(path).unwrap_or_default(),
+        context_engine::app::HeadChoice::None => return "-".into(),
+    };
+    hex::encode(Sha256::digest(&bytes))[..12].to_string()
+}
+
 /// Plants, ingests and queries every (entry, field) pair of `entries`.
 async fn outcomes(engine: &Engine, entries: &[Entry], now: i64) -> anyhow::Result<Vec<(usize, usize, Outcome)>> {
     let pairs: Vec<(usize, usize)> =
@@ -311,6 +320,15 @@ pub async fn run(args: &InjectionArgs, engine_args: &EngineArgs) -> anyhow::Resu
         .collect();
     let dir = tempfile::tempdir()?;
     let eval = EvalEngine::open(engine_args, dir.path(), 12.0, 4_096).await?;
+    let detector = match eval.engine().injection_head() {
+        Some(head) => format!(
+            "rules + learned head ({}, threshold {:.4}, head file sha256 {})",
+            head.name(),
+            head.threshold(),
+            head_sha(&engine_args.injection_head)
+        ),
+        None => "rules only".into(),
+    };
     let now = chrono::Utc::now().timestamp();
     let outcomes = outcomes(eval.engine(), &entries, now).await;
     eval.close().await?;
@@ -338,7 +356,7 @@ pub async fn run(args: &InjectionArgs, engine_args: &EngineArgs) -> anyhow::Resu
         corpus_sha256: sha,
         entries: entries.len(),
         pairs: outcomes.len(),
-        detector: args.detector.clone(),
+        detector: if args.detector.is_empty() { detector } else { args.detector.clone() },
         commit: commit(),
         machine: machine(),
         date: now_rfc3339(),

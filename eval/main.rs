@@ -16,6 +16,7 @@ mod beir;
 mod engine;
 mod generator;
 mod injection;
+mod injection_train;
 mod metrics;
 mod plot;
 mod report;
@@ -28,6 +29,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use context_engine::app::HeadChoice;
 use context_engine::config::ModelArgs;
 use context_engine::domain::RetrievalMode;
 use context_engine::rank::{Fusion, FusionKind, RankingOptions};
@@ -50,6 +52,8 @@ enum Command {
     /// Injection pass-through and false positives on a labelled corpus,
     /// through the engine (ingest, then context with the neutralise policy).
     Injection(InjectionCmd),
+    /// Trains the learned injection head on the development corpus.
+    InjectionTrain(TrainCmd),
     /// Two reports side by side (b − a).
     Compare {
         a: PathBuf,
@@ -81,6 +85,9 @@ struct Common {
     /// MMR diversity default of the engine under test.
     #[arg(long)]
     diversity: Option<f32>,
+    /// The learned injection head: `shipped`, `none` (rules only) or a head file.
+    #[arg(long, default_value = "shipped")]
+    injection_head: String,
 }
 
 #[derive(Debug, Args)]
@@ -139,6 +146,39 @@ struct InjectionCmd {
     history: PathBuf,
 }
 
+#[derive(Debug, Args)]
+struct TrainCmd {
+    #[command(flatten)]
+    common: Common,
+    /// The development corpus (never the frozen test corpus).
+    #[arg(long, default_value = "eval/injection/dev.jsonl")]
+    dev: PathBuf,
+    /// Where the head file goes.
+    #[arg(long, default_value = "crates/screen/data/injection_head.json")]
+    head_out: PathBuf,
+    /// Hidden units (0: logistic regression).
+    #[arg(long, default_value_t = 32)]
+    hidden: usize,
+    #[arg(long, default_value_t = 600)]
+    epochs: usize,
+    /// Largest validation false-positive rate on look-alikes the threshold
+    /// may cost (half of it on clean activity sentences).
+    #[arg(long, default_value_t = 0.005)]
+    max_fp: f64,
+    /// Clean activity sentences from the generator.
+    #[arg(long, default_value_t = 4000)]
+    clean: usize,
+    /// Generator seed for the clean sentences (not the benchmark's 42).
+    #[arg(long, default_value_t = 1001)]
+    seed: u64,
+    /// The jailguard crate's neural_binary_200k.json, to compare against.
+    #[arg(long)]
+    jailguard: Option<PathBuf>,
+    /// Sentence embeddings are cached here between runs.
+    #[arg(long, default_value = "eval/cache")]
+    cache_dir: PathBuf,
+}
+
 fn unit(flag: &str, v: f32) -> anyhow::Result<f32> {
     anyhow::ensure!((0.0..=1.0).contains(&v), "--{flag}: expected a number in [0, 1], got {v}");
     Ok(v)
@@ -158,7 +198,12 @@ fn engine_args(c: &Common) -> anyhow::Result<EngineArgs> {
     if let Some(diversity) = c.diversity {
         ranking.diversity = unit("diversity", diversity)?;
     }
-    Ok(EngineArgs { model: c.model.options(), ranking })
+    let injection_head = match c.injection_head.as_str() {
+        "shipped" => HeadChoice::Shipped,
+        "none" => HeadChoice::None,
+        path => HeadChoice::File(PathBuf::from(path)),
+    };
+    Ok(EngineArgs { model: c.model.options(), ranking, injection_head })
 }
 
 /// Writes the report, its Markdown and its plots; prints where.
@@ -218,12 +263,26 @@ fn main() -> anyhow::Result<()> {
             let args = injection::InjectionArgs {
                 corpus: cmd.corpus,
                 every: cmd.every,
-                detector: "rules".into(),
+                detector: String::new(),
                 out: cmd.common.out.clone(),
                 history: (!cmd.history.as_os_str().is_empty()).then_some(cmd.history),
             };
             let report = runtime.block_on(injection::run(&args, &engine))?;
             injection::publish(&report, &args.out, args.history.as_deref())
+        }
+        Command::InjectionTrain(cmd) => {
+            let args = injection_train::TrainArgs {
+                dev: cmd.dev,
+                out: cmd.head_out,
+                hidden: cmd.hidden,
+                epochs: cmd.epochs,
+                max_fp: cmd.max_fp,
+                clean: cmd.clean,
+                jailguard: cmd.jailguard,
+                seed: cmd.seed,
+                cache_dir: cmd.cache_dir,
+            };
+            runtime.block_on(injection_train::run(&args, &engine_args(&cmd.common)?))
         }
         Command::Compare { a, b, out } => {
             let text = report::compare(&report::read(&a)?, &report::read(&b)?);

@@ -17,7 +17,7 @@ fn engine_args() -> EngineArgs {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/all-MiniLM-L6-v2"));
     let mut model = ModelOptions::new(model_dir);
     model.device = DeviceChoice::Cpu;
-    EngineArgs { model, ranking: Default::default() }
+    EngineArgs { model, ranking: Default::default(), injection_head: Default::default() }
 }
 
 fn metric(report: &crate::report::Report, mode: &str, name: &str) -> f64 {

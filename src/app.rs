@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::embed::{BatchConfig, BertEmbedder, DeviceChoice, EmbedError, EmbedHandle, ModelOptions};
 use crate::engine::{Engine, EngineConfig};
+use ce_screen::InjectionHead;
 use crate::model_files::{self, ModelFilesError};
 use crate::store::{
     EdgeOptions, EdgeStore, Instrumented, QdrantOptions, QdrantStore, StoreError, StoreManifest, VectorStore,
@@ -24,6 +25,43 @@ pub enum AppError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Tokenizer(#[from] TokenizerError),
+    #[error("injection head: {0}")]
+    InjectionHead(String),
+}
+
+/// Which learned injection head the engine scores events with.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum HeadChoice {
+    /// The head shipped in `ce-screen` (`crates/screen/data/`).
+    #[default]
+    Shipped,
+    /// Rules only.
+    None,
+    /// A head file (`ce-injection-head/1`).
+    File(PathBuf),
+}
+
+impl HeadChoice {
+    /// Loads the head; `dimension` is the embedding model's.
+    pub fn load(&self, dimension: usize) -> Result<Option<Arc<InjectionHead>>, AppError> {
+        let head = match self {
+            Self::None => return Ok(None),
+            Self::Shipped => ce_screen::default_head().clone(),
+            Self::File(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| AppError::InjectionHead(format!("cannot read {}: {e}", path.display())))?;
+                InjectionHead::from_json(&path.display().to_string(), &text).map_err(AppError::InjectionHead)?
+            }
+        };
+        if head.dimension() != dimension {
+            return Err(AppError::InjectionHead(format!(
+                "{} reads {}-value embeddings; the model gives {dimension}",
+                head.name(),
+                head.dimension()
+            )));
+        }
+        Ok(Some(Arc::new(head)))
+    }
 }
 
 /// Which backend holds events, the consent ledger and the access log.
@@ -78,6 +116,8 @@ pub struct AppConfig {
     pub budget_tokenizer: Option<PathBuf>,
     /// BM25 `avg_len` of a new store (see `EdgeOptions`).
     pub bm25_avg_len: f64,
+    /// The learned injection head (the shipped one by default).
+    pub injection_head: HeadChoice,
 }
 
 impl AppConfig {
@@ -91,6 +131,7 @@ impl AppConfig {
             engine: EngineConfig::default(),
             budget_tokenizer: None,
             bm25_avg_len: DEFAULT_BM25_AVG_LEN,
+            injection_head: HeadChoice::Shipped,
         }
     }
 }
@@ -128,12 +169,15 @@ pub fn build(config: &AppConfig) -> Result<App, AppError> {
         Some(path) => HfTokenCounter::load(path)?,
         None => HfTokenCounter::load(&config.model.model_dir.join("tokenizer.json"))?,
     };
+    let head = config.injection_head.load(dimension)?;
     let manifest = StoreManifest::current(model_id, dimension, config.bm25_avg_len);
     let store = open_store(&config.store, &config.data_dir, &manifest)?;
     // Compiles the injection detector's phrase tables now, not in the first query.
     let _ = crate::render::screen("");
     let handle = EmbedHandle::spawn(Box::new(embedder), config.batch)?;
-    let engine =
-        Arc::new(Engine::new(handle, Arc::new(Instrumented::new(store.clone())), Arc::new(counter), config.engine));
+    let engine = Arc::new(
+        Engine::new(handle, Arc::new(Instrumented::new(store.clone())), Arc::new(counter), config.engine)
+            .with_injection_head(head),
+    );
     Ok(App { engine, store })
 }

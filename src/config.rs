@@ -251,6 +251,11 @@ pub struct RankingArgs {
     /// (default: the embedding model's tokenizer).
     #[arg(long, env = "CONTEXT_ENGINE_BUDGET_TOKENIZER")]
     pub budget_tokenizer: Option<PathBuf>,
+    /// The learned injection head scored at ingest: `shipped` (the head in
+    /// ce-screen/data), `none` (rules only), or the path of a head file
+    /// (`ce-injection-head/1`, written by `context-eval injection-train`).
+    #[arg(long, env = "CONTEXT_ENGINE_INJECTION_HEAD", default_value = "shipped")]
+    pub injection_head: String,
     /// Token budget of the rendered context when a request says 0.
     #[arg(long, env = "CONTEXT_ENGINE_DEFAULT_MAX_TOKENS", default_value_t = 512)]
     pub default_max_tokens: usize,
@@ -444,6 +449,12 @@ impl TryFrom<ServeArgs> for ServeConfig {
         app.batch = BatchConfig { queue_capacity: a.embed_queue, max_batch_texts: a.embed_batch };
         app.engine.query_cache = a.query_cache;
         app.budget_tokenizer = r.budget_tokenizer.clone();
+        app.injection_head = match r.injection_head.as_str() {
+            "shipped" => crate::app::HeadChoice::Shipped,
+            "none" => crate::app::HeadChoice::None,
+            "" => return Err(ConfigError { flag: "injection-head", message: "expected shipped, none or a path".into() }),
+            path => crate::app::HeadChoice::File(PathBuf::from(path)),
+        };
         let limits = &mut app.engine.limits;
         if r.default_max_tokens == 0 || r.default_max_tokens > limits.max_tokens {
             return Err(ConfigError {

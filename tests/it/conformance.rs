@@ -126,7 +126,7 @@ fn fixture() -> Fixture {
         .map(|((event, text), vector)| StoredPoint {
             id: point_id(&event.source_id, &event.event_id),
             vector,
-            record: EventRecord { event, text, ingested_at: T0, content_hash: "h".into() },
+            record: EventRecord { event, text, ingested_at: T0, content_hash: "h".into(), injection_score: None },
         })
         .collect();
     Fixture { points }

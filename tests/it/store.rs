@@ -18,7 +18,13 @@ fn point(user: &str, id: &str, vector: Vec<f32>) -> StoredPoint {
     StoredPoint {
         id: point_id("src", id),
         vector,
-        record: EventRecord { event, text: format!("text {id}"), ingested_at: 1_700_000_001, content_hash: "h".into() },
+        record: EventRecord {
+            event,
+            text: format!("text {id}"),
+            ingested_at: 1_700_000_001,
+            content_hash: "h".into(),
+            injection_score: None,
+        },
     }
 }
 

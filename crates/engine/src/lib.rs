@@ -29,7 +29,7 @@ use ce_core::rank::{self, Candidate, CountTokens, RankingOptions, RankingOverrid
 use ce_core::verbalize::verbalize;
 use ce_embed::{EmbedError, EmbedHandle};
 use ce_metrics::metrics;
-use ce_screen::{RuleScreener, Screener};
+use ce_screen::{InjectionHead, RuleScreener, Screener};
 use ce_store::{Candidates, Page, PurgeState, ScoredRecord, SearchRequest, StoreError, StoredPoint, VectorStore};
 
 /// Request-size limits enforced by the engine (on top of per-event [`Limits`]).
@@ -226,6 +226,10 @@ pub struct Engine {
     counter: Arc<dyn CountTokens>,
     /// The injection detector every candidate line goes through.
     screener: Arc<dyn Screener>,
+    /// The learned injection head: scores every event's embedding at ingest
+    /// (stored with the record); packing flags what scored at or above its
+    /// threshold. `None`: rules only.
+    head: Option<Arc<InjectionHead>>,
     limits: EngineLimits,
     ranking: RankingOptions,
     /// Recent query vectors by SHA-256(user id NUL query text): an
@@ -330,6 +334,7 @@ impl Engine {
             store,
             counter,
             screener: Arc::new(RuleScreener),
+            head: None,
             limits: config.limits,
             ranking: config.ranking,
             query_cache: (config.query_cache > 0).then(|| quick_cache::sync::Cache::new(config.query_cache)),
@@ -343,6 +348,17 @@ impl Engine {
     pub fn with_screener(mut self, screener: Arc<dyn Screener>) -> Self {
         self.screener = screener;
         self
+    }
+
+    /// The same engine with a learned injection head (none by default
+    /// here; the server's composition root installs the shipped one).
+    pub fn with_injection_head(mut self, head: Option<Arc<InjectionHead>>) -> Self {
+        self.head = head;
+        self
+    }
+
+    pub fn injection_head(&self) -> Option<&InjectionHead> {
+        self.head.as_deref()
     }
 
     pub fn ranking(&self) -> &RankingOptions {
@@ -449,7 +465,7 @@ impl Engine {
             match decision {
                 Ok(()) => {
                     let text = verbalize(&event);
-                    let record = EventRecord { content_hash: content_hash(&event), event, text, ingested_at: now };
+                    let record = EventRecord { content_hash: content_hash(&event), event, text, ingested_at: now, injection_score: None };
                     admitted.push((index, id, record));
                 }
                 Err(denial) => {
@@ -467,10 +483,15 @@ impl Engine {
         if !admitted.is_empty() {
             let texts = admitted.iter().map(|(_, _, r)| r.text.clone()).collect();
             let vectors = self.embedder.embed(texts).await?;
+            let head = self.head.as_deref();
             let points = admitted
                 .iter()
                 .zip(vectors)
-                .map(|((_, id, record), vector)| StoredPoint { id: *id, vector, record: record.clone() })
+                .map(|((_, id, record), vector)| {
+                    let mut record = record.clone();
+                    record.injection_score = head.map(|h| h.probability(&vector));
+                    StoredPoint { id: *id, vector, record }
+                })
                 .collect();
             self.store.upsert(points).await?;
             let after = self.snapshots(users).await?;
@@ -698,14 +719,22 @@ impl Engine {
         // Ranking and packing are CPU work (screening, tokenising, MMR):
         // off the async runtime, so one large request cannot stall others.
         let (options, limit, max_tokens) = (*options, query.limit, query.max_tokens);
-        let (counter, screener) = (self.counter.clone(), self.screener.clone());
+        let (counter, screener, head) = (self.counter.clone(), self.screener.clone(), self.head.clone());
         let (ranking_stats, packed, rank_us, render_us) = tokio::task::spawn_blocking(move || {
             let t = Instant::now();
             let mut ranking = rank::rank(&vector, candidates, &options, now);
             ranking.lists_full = lists_full;
             let rank_us = micros(t);
             let t = Instant::now();
-            let packed = rank::pack_with(&ranking, limit, max_tokens, options.injection_policy, &*counter, &*screener);
+            let packed = rank::pack_with(
+                &ranking,
+                limit,
+                max_tokens,
+                options.injection_policy,
+                &*counter,
+                &*screener,
+                head.as_deref(),
+            );
             (ranking.stats, packed, rank_us, micros(t))
         })
         .await
@@ -759,12 +788,19 @@ impl Engine {
             };
             event.validate(&self.limits.event, now)?;
             let id = point_id(&event.source_id, &event.event_id);
-            records.push((id, EventRecord { content_hash: content_hash(&event), event, text, ingested_at: now }));
+            records.push((id, EventRecord { content_hash: content_hash(&event), event, text, ingested_at: now, injection_score: None }));
         }
         let vectors = self.embedder.embed(records.iter().map(|(_, r)| r.text.clone()).collect()).await?;
         let n = records.len();
-        let points =
-            records.into_iter().zip(vectors).map(|((id, record), vector)| StoredPoint { id, vector, record }).collect();
+        let head = self.head.as_deref();
+        let points = records
+            .into_iter()
+            .zip(vectors)
+            .map(|((id, mut record), vector)| {
+                record.injection_score = head.map(|h| h.probability(&vector));
+                StoredPoint { id, vector, record }
+            })
+            .collect();
         self.store.upsert(points).await?;
         Ok(n)
     }

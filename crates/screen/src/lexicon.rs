@@ -386,6 +386,67 @@ pub(super) const RULES: &[Rule] = &[
          |previous conversation|full conversation|entire conversation|whole conversation|session cookie\
          |session cookies|session token|private data|all user data|everything you know about the user}",
     ),
+    // ---- English: indirect instructions about the person, the context and tools ----
+    // (written from the development corpus, eval/injection/dev.jsonl)
+    rule(
+        O,
+        "{tell|inform|remind|convince|assure|reassure|warn|advise|notify|persuade} {the|this}? {user|customer\
+         |shopper|buyer|visitor|reader|person|client} {that|their|they|to|about|every|all|it|this|they're|theyre}",
+    ),
+    rule(
+        O,
+        "{claim|say|state|insist|confirm|pretend} {to the user|to the customer}? that {the|this|their|your}? {user\
+         |customer|refund|order|chargeback|payment|account|trip|booking|subscription|card}",
+    ),
+    rule(
+        O,
+        "{when|whenever|if|each time|every time} {the|a}? {user|customer|shopper|client} {asks|mentions|requests\
+         |says|compares|searches|wants|inquires|enquires|questions}",
+    ),
+    rule(
+        O,
+        "{in|at the end of|at the start of|at the top of|to|into} {every|each|all|any|your next|your|the next}\
+         {answer|answers|response|responses|reply|replies|summary|summaries|comparison|comparisons\
+         |recommendation|recommendations|output|message}",
+    ),
+    rule(O, "{recommend|suggest|promote|mention|endorse|push} only {products|items|hotels|offers|brands|stores|shops}?"),
+    rule(
+        O,
+        "{other|all|every|any|everyone's|all the} {users|user|customers|customer|shoppers|people|accounts|members\
+         |tenants|buyers|visitors|users'|user's|customers'|customer's|people's|shoppers'} {data|orders|order\
+         |purchases|records|record|activity|history|searches|names|emails|email addresses|addresses|phone numbers\
+         |trips|profiles|details|cards|card numbers|purchase history|recent searches|recent trips}",
+    ),
+    rule(
+        O,
+        "{print|repeat|reveal|display|output|dump|show|return|include|recite|echo|copy|paste|spell out|list\
+         |give me|leak|expose|write out|reproduce|quote} {me|back}? @EN_FILL* {system prompt|system message\
+         |context window|hidden context|retrieved snippets|snippets|snippet|your instructions|your configuration\
+         |your rules|text above|words above|everything above|raw context|full context|entire context\
+         |conversation above|retrieved context|retrieved records|context verbatim}",
+    ),
+    rule(
+        O,
+        "{verbatim|word for word|word-for-word} {including|with|and|plus} {other|the|all|everything|hidden|any}",
+    ),
+    rule(
+        O,
+        "{verbatim|raw|full|entire|complete|exact} {text|content|contents|copy|wording} of {the|all|every|your|each}*\
+         {retrieved|hidden|above|previous|stored|other}? {snippets|snippet|context|records|instructions|prompt\
+         |messages|system prompt|entries}",
+    ),
+    rule(
+        O,
+        "{without|don't|do not|never} {telling|asking|informing|notifying|alerting|warning|confirming with} {the}?\
+         {user|customer|them|anyone}",
+    ),
+    rule(
+        Signal::ToolCall,
+        "{use|call|invoke|trigger|run|execute|via|using|through} {the|your|a}? {payments|payment|billing|email\
+         |e-mail|mail|browser|browsing|search|calendar|slack|shell|terminal|code|python|http|web|file|files|transfer\
+         |crm|sms|messaging|booking|checkout|admin|webhook|banking|wallet|order|orders|refund|contacts|drive\
+         |fetch|database|sql} {tool|function|plugin|api|endpoint|integration|action|connector}",
+    ),
     // ---- English: text addressing the model ----
     rule(
         O,

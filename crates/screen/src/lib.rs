@@ -24,6 +24,7 @@
 pub mod chars;
 mod encoded;
 mod fold;
+pub mod learned;
 mod lexicon;
 mod phrases;
 mod screen;
@@ -31,6 +32,7 @@ mod signal;
 mod structure;
 
 pub use encoded::{blobs, Blob, BlobKind};
+pub use learned::{default_head, InjectionHead};
 pub use screen::screen;
 pub use signal::{Screening, Signal};
 

@@ -28,10 +28,17 @@ pub enum Signal {
     /// leetspeak, homoglyphs, spacing or invisible characters, or text
     /// smuggled as Unicode tag characters.
     Obfuscation,
+    /// A call of a tool or function addressed to the model: a JSON object
+    /// naming a tool or function with arguments, `send_email(to=…)`-style
+    /// call syntax, or a snake_case action name (`transfer_funds`).
+    ToolCall,
+    /// The learned head over the text's sentence embedding found it
+    /// instruction-like (`learned`), whatever its wording.
+    LearnedInstruction,
 }
 
 impl Signal {
-    pub const ALL: [Signal; 7] = [
+    pub const ALL: [Signal; 9] = [
         Signal::OverridePhrase,
         Signal::RoleMarker,
         Signal::EncodedPayload,
@@ -39,6 +46,8 @@ impl Signal {
         Signal::DelimiterForgery,
         Signal::HiddenMarkup,
         Signal::Obfuscation,
+        Signal::ToolCall,
+        Signal::LearnedInstruction,
     ];
 
     /// Stable snake_case name (logs, metrics, API flags).
@@ -51,6 +60,8 @@ impl Signal {
             Signal::DelimiterForgery => "delimiter_forgery",
             Signal::HiddenMarkup => "hidden_markup",
             Signal::Obfuscation => "obfuscation",
+            Signal::ToolCall => "tool_call",
+            Signal::LearnedInstruction => "learned_instruction",
         }
     }
 
@@ -115,7 +126,9 @@ mod tests {
                 "prompt_url",
                 "delimiter_forgery",
                 "hidden_markup",
-                "obfuscation"
+                "obfuscation",
+                "tool_call",
+                "learned_instruction"
             ]
         );
     }

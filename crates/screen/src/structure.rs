@@ -254,6 +254,7 @@ pub(crate) fn scan(text: &str, found: &mut SignalSet) {
     let has = |c: char| l.contains(c);
     if has(':') {
         role_prefixes(l, found);
+        transcript(l, found);
         if l.contains("\"role\"") && ["\"system\"", "\"assistant\"", "\"developer\""].iter().any(|r| l.contains(r)) {
             // A chat-API message object: {"role": "system", "content": …}.
             found.insert(Signal::RoleMarker);
@@ -272,6 +273,9 @@ pub(crate) fn scan(text: &str, found: &mut SignalSet) {
     if has('#') {
         headings(l, found);
     }
+    if has('{') || has('(') || has('_') {
+        tool_calls(l, found);
+    }
     if l.contains("```") {
         found.insert(Signal::DelimiterForgery);
     }
@@ -286,7 +290,7 @@ pub(crate) fn scan(text: &str, found: &mut SignalSet) {
 /// punctuation (fullwidth, small and vertical forms) or hide it (tags).
 fn may_trigger(c: char) -> bool {
     if c.is_ascii() {
-        return matches!(c, ':' | '<' | '>' | '|' | '[' | ']' | '#' | '`');
+        return matches!(c, ':' | '<' | '>' | '|' | '[' | ']' | '#' | '`' | '(' | '_' | '{');
     }
     c as u32 >= 0xFE00 || delimiter_canonical(c).is_some()
 }
@@ -336,6 +340,82 @@ fn is_word(c: char) -> bool {
     c.is_alphanumeric() || c == '_' || c == '\''
 }
 
+/// Labels of the two sides of a chat transcript.
+const TURN_LABELS: &[&str] = &[
+    "human", "user", "assistant", "ai", "system", "bot", "model", "chatgpt", "claude", "gpt", "llm", "usuario",
+    "utilisateur", "benutzer", "nutzer", "utente", "usuário", "gebruiker", "пользователь", "ассистент", "用户",
+    "助手", "ユーザー", "アシスタント", "사용자", "어시스턴트", "المستخدم", "المساعد",
+];
+
+/// A chat transcript inside one field: two different turn labels, each
+/// followed by a colon ("Human: … Assistant: …"), wherever they stand.
+fn transcript(l: &str, found: &mut SignalSet) {
+    let mut first: Option<&str> = None;
+    for (colon, _) in l.match_indices(':') {
+        let head = l[..colon].trim_end_matches(' ');
+        let Some(label) = TURN_LABELS.iter().find(|label| {
+            head.strip_suffix(**label)
+                .is_some_and(|before| !before.chars().next_back().is_some_and(|c| c.is_alphanumeric() || c == '_'))
+        }) else {
+            continue;
+        };
+        match first {
+            None => first = Some(label),
+            Some(f) if f != *label => {
+                found.insert(Signal::RoleMarker);
+                return;
+            }
+            Some(_) => {}
+        }
+    }
+}
+
+/// Verbs that open a snake_case action name (`send_email`, `transfer_funds`).
+const ACTION_VERBS: &[&str] = &[
+    "send", "transfer", "wire", "pay", "email", "post", "upload", "fetch", "http", "browse", "call", "exec", "execute",
+    "run", "delete", "remove", "export", "forward", "share", "grant", "reset", "update", "create", "get", "dump",
+    "leak", "refund", "purchase", "navigate", "download", "install", "approve", "invoke", "submit",
+];
+
+/// JSON keys that name a tool call.
+const TOOL_KEYS: &[&str] = &[
+    "\"tool\"", "\"tool_name\"", "\"tool_call\"", "\"tool_calls\"", "\"function\"", "\"function_call\"",
+    "\"action\"", "\"arguments\"", "\"args\"", "\"parameters\"", "\"cmd\"", "\"command\"", "\"api\"",
+    "\"call\"", "\"invoke\"", "\"recipient\"", "\"to\"",
+];
+
+/// Tool and function calls addressed to the model.
+fn tool_calls(l: &str, found: &mut SignalSet) {
+    // {"tool": "…", "args": …}: a JSON object naming a tool or its arguments.
+    if l.contains('{') && TOOL_KEYS.iter().any(|k| l.contains(k)) {
+        found.insert(Signal::ToolCall);
+        return;
+    }
+    // snake_case action names, with or without call syntax.
+    for word in l.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.')) {
+        let word = word.trim_matches('.');
+        let mut parts = word.split(['_', '.']).filter(|p| !p.is_empty());
+        let (Some(verb), Some(_)) = (parts.next(), parts.next()) else { continue };
+        if word.contains('_') && ACTION_VERBS.contains(&verb) {
+            found.insert(Signal::ToolCall);
+            return;
+        }
+    }
+    // name(arg=…), name("…"), name(to: …): call syntax with arguments.
+    for (open, _) in l.match_indices('(') {
+        let name: String =
+            l[..open].chars().rev().take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '.').collect();
+        if name.len() < 3 || !(name.contains('_') || name.contains('.')) {
+            continue;
+        }
+        let args: String = l[open + 1..].chars().take_while(|&c| c != ')').take(200).collect();
+        if args.contains('=') || args.contains('"') || args.contains('@') || args.contains("http") || args.contains(": ") {
+            found.insert(Signal::ToolCall);
+            return;
+        }
+    }
+}
+
 /// "system: …", "assistant: …" used as a turn header.
 fn role_prefixes(l: &str, found: &mut SignalSet) {
     let roles = folded_roles();
@@ -344,6 +424,12 @@ fn role_prefixes(l: &str, found: &mut SignalSet) {
         let rest = l[colon + 1..].trim_start_matches([' ', '\n', '"', '\'', '(', '*']);
         for (role, strong, model) in roles {
             let Some(before) = head.strip_suffix(role.as_str()) else { continue };
+            // A quote that opens the label ("Searched for 'Human: …") is a
+            // boundary like a space; one inside a word ("o'system") is not.
+            let before = match before.strip_suffix(['\'', '"']) {
+                Some(rest) if !rest.chars().next_back().is_some_and(char::is_alphanumeric) => rest,
+                _ => before,
+            };
             if before.chars().next_back().is_some_and(is_word) {
                 continue;
             }

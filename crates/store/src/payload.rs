@@ -175,6 +175,7 @@ mod tests {
             text: "Purchased \"boots\" — 2 × at Acme".into(),
             ingested_at: 1_790_000_100,
             content_hash: "h".into(),
+            injection_score: Some(0.25),
         };
         let payload = event_payload(&record).unwrap();
         assert!(payload["record"].is_string(), "{payload:?}");

@@ -15,6 +15,13 @@ pub struct EventRecord {
     pub ingested_at: i64,
     /// Hex sha256 of the event's canonical JSON.
     pub content_hash: String,
+    /// Probability from the learned injection head that `text` carries
+    /// instructions, computed from its embedding at ingest (so a context
+    /// call pays nothing for it). Absent on records written before the head
+    /// existed or by an engine without one; screening then scores the
+    /// stored vector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub injection_score: Option<f32>,
 }
 
 /// Inclusive time bounds in unix seconds; `None` leaves a side open.

@@ -98,6 +98,7 @@ mod tests {
                 text: String::new(),
                 ingested_at: 0,
                 content_hash: String::new(),
+                injection_score: None,
             },
             vector: vec![1.0],
             dense_rank: None,

@@ -49,6 +49,7 @@ mod tests {
                 text: String::new(),
                 ingested_at: 0,
                 content_hash: String::new(),
+                injection_score: None,
             },
             vector,
             dense_rank: None,

@@ -25,7 +25,7 @@ pub use pack::{CountTokens, Packed};
 
 use crate::block::InjectionPolicy;
 use crate::domain::EventRecord;
-use ce_screen::{RuleScreener, Screener};
+use ce_screen::{InjectionHead, RuleScreener, Screener};
 use collapse::Group;
 
 /// One stored event that some candidate list returned.
@@ -90,7 +90,7 @@ pub fn pack(
     policy: InjectionPolicy,
     counter: &dyn CountTokens,
 ) -> Packed {
-    pack_with(ranking, max_snippets, max_tokens, policy, counter, &RuleScreener)
+    pack_with(ranking, max_snippets, max_tokens, policy, counter, &RuleScreener, None)
 }
 
 /// Step 5 with the given injection detector.
@@ -101,6 +101,7 @@ pub fn pack_with(
     policy: InjectionPolicy,
     counter: &dyn CountTokens,
     screener: &dyn Screener,
+    learned: Option<&InjectionHead>,
 ) -> Packed {
     pack::pack(
         pack::PackRequest {
@@ -112,6 +113,7 @@ pub fn pack_with(
             policy,
             lists_full: ranking.lists_full,
             screener,
+            learned,
         },
         counter,
     )

@@ -18,7 +18,7 @@ use super::collapse::Group;
 use super::Candidate;
 use crate::block::{self, InjectionPolicy, RenderLine};
 use crate::domain::{Provenance, Snippet};
-use ce_screen::Screener;
+use ce_screen::{InjectionHead, Screener, Signal};
 
 /// Counts tokens the way the target LLM will.
 pub trait CountTokens: Send + Sync {
@@ -66,6 +66,10 @@ pub struct PackRequest<'a> {
     pub lists_full: bool,
     /// The injection detector every line's untrusted text goes through.
     pub screener: &'a dyn Screener,
+    /// The learned head: a line whose event scored at or above its
+    /// threshold at ingest (or, for a record without a score, whose stored
+    /// vector does now) is flagged like a rule finding.
+    pub learned: Option<&'a InjectionHead>,
 }
 
 fn date(unix: i64) -> String {
@@ -114,7 +118,8 @@ fn render_lines(candidates: &[Candidate], groups: &[Group], lines: &[Line]) -> S
 }
 
 pub fn pack(request: PackRequest<'_>, counter: &dyn CountTokens) -> Packed {
-    let PackRequest { candidates, groups, order, max_snippets, max_tokens, policy, lists_full, screener } = request;
+    let PackRequest { candidates, groups, order, max_snippets, max_tokens, policy, lists_full, screener, learned } =
+        request;
     let mut packed = Packed::default();
     let mut lines: Vec<Line> = Vec::new();
     // Tokens of the opening, header and closing.
@@ -131,9 +136,18 @@ pub fn pack(request: PackRequest<'_>, counter: &dyn CountTokens) -> Packed {
         let mut screening = screener.screen(&raw);
         if !event.event_source_url.is_empty() {
             screening.signals.extend(screener.screen(&event.event_source_url).signals);
-            screening.signals.sort();
-            screening.signals.dedup();
         }
+        if let Some(head) = learned {
+            let latest = &candidates[group.latest()];
+            let scored = latest.record.injection_score.or_else(|| {
+                (latest.vector.len() == head.dimension()).then(|| head.probability(&latest.vector))
+            });
+            if scored.is_some_and(|p| p >= head.threshold()) {
+                screening.signals.push(Signal::LearnedInstruction);
+            }
+        }
+        screening.signals.sort();
+        screening.signals.dedup();
         let flags: Vec<String> = screening.signals.iter().map(|s| s.as_str().to_string()).collect();
         let text = if flags.is_empty() {
             block::sanitize(&raw)

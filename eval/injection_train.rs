@@ -1,0 +1,331 @@
+//! `context-eval injection-train`: trains the learned injection head on the
+//! development corpus and writes it in `ce-injection-head/1` format.
+//!
+//! Training material, all of it written for this project or generated here:
+//! every development entry planted into each of the seven rendered fields
+//! (`injection::FIELDS`) and verbalised exactly as ingest does, plus clean
+//! sentences of the synthetic activity generator (a seed other than the
+//! activity benchmark's). The frozen test corpus is never read here.
+//!
+//! Entries are split 80/20 by a hash of their id (all seven sentences of an
+//! entry fall on one side). The head is a 384→H→1 MLP (H = 0: logistic
+//! regression) trained full-batch with AdamW on a class-balanced,
+//! numerically stable logistic loss. The threshold is the lowest that keeps
+//! the validation false-positive rate within `--max-fp` on the look-alikes
+//! and within half of it on clean activity sentences. The same
+//! validation figures are computed for the rules alone, the head alone, both
+//! combined, and (if given) the `jailguard` crate's head.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use candle_core::{DType, Device, Tensor, D};
+use candle_nn::{Module, Optimizer, VarBuilder, VarMap};
+use context_engine::engine::Engine;
+use context_engine::render::screen;
+use context_engine::verbalize::verbalize;
+use sha2::{Digest, Sha256};
+
+use crate::engine::{commit, machine, now_rfc3339, progress, EngineArgs, EvalEngine};
+use crate::generator;
+use crate::injection::{self, Label, FIELDS};
+use context_engine::render::InjectionHead;
+
+pub struct TrainArgs {
+    pub dev: PathBuf,
+    pub out: PathBuf,
+    pub hidden: usize,
+    pub epochs: usize,
+    pub max_fp: f64,
+    pub clean: usize,
+    pub jailguard: Option<PathBuf>,
+    pub seed: u64,
+    pub cache_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Group {
+    Malicious,
+    LookAlike,
+    Clean,
+}
+
+struct Sample {
+    kind: String,
+    text: String,
+    group: Group,
+    validation: bool,
+}
+
+fn in_validation(id: &str) -> bool {
+    Sha256::digest(id.as_bytes())[0] < 51 // 51/256 ≈ 20 %
+}
+
+async fn embed_all(engine: &Engine, texts: Vec<String>) -> anyhow::Result<Vec<Vec<f32>>> {
+    let bar = progress(texts.len(), "embed");
+    let mut out = Vec::with_capacity(texts.len());
+    for chunk in texts.chunks(256) {
+        out.extend(engine.embed(chunk.to_vec()).await?);
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    Ok(out)
+}
+
+/// Rates of one detector on the validation samples.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+struct Rates {
+    detection: f64,
+    fp_look_alike: f64,
+    fp_clean: f64,
+}
+
+fn rates(samples: &[&Sample], flagged: impl Fn(usize) -> bool) -> Rates {
+    let (mut n, mut k) = ([0usize; 3], [0usize; 3]);
+    for (i, s) in samples.iter().enumerate() {
+        let g = s.group as usize;
+        n[g] += 1;
+        k[g] += usize::from(flagged(i));
+    }
+    let r = |g: usize| if n[g] == 0 { 0.0 } else { k[g] as f64 / n[g] as f64 };
+    Rates { detection: r(0), fp_look_alike: r(1), fp_clean: r(2) }
+}
+
+/// The lowest threshold whose false positives stay within the bounds.
+fn calibrate(scores: &[f32], samples: &[&Sample], max_fp: f64) -> f32 {
+    let mut candidates: Vec<f32> = scores.to_vec();
+    candidates.sort_by(f32::total_cmp);
+    candidates.dedup();
+    for t in candidates {
+        let r = rates(samples, |i| scores[i] >= t);
+        if r.fp_look_alike <= max_fp && r.fp_clean <= max_fp / 2.0 {
+            return t;
+        }
+    }
+    1.0
+}
+
+fn stable_bce(logits: &Tensor, y: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
+    // softplus(z) − y·z, weighted; softplus(z) = max(z, 0) + ln(1 + e^−|z|).
+    let softplus = (logits.relu()? + (logits.abs()?.neg()?.exp()? + 1.0)?.log()?)?;
+    let loss = (softplus - (y * logits)?)?;
+    (loss * w)?.sum_all()? / w.sum_all()?.to_scalar::<f32>()? as f64
+}
+
+pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<()> {
+    let (entries, dev_sha) = injection::load(&args.dev)?;
+    let now = chrono::Utc::now().timestamp();
+    let mut samples = Vec::new();
+    for e in &entries {
+        let group = match e.label {
+            Label::Malicious => Group::Malicious,
+            Label::Benign => Group::LookAlike,
+        };
+        let validation = in_validation(&e.id);
+        for field in FIELDS {
+            let event = injection::plant(&e.text, field, "u", "e", now);
+            if event.validate(&Default::default(), now).is_err() {
+                continue;
+            }
+            samples.push(Sample { kind: e.kind.clone(), text: verbalize(&event), group, validation });
+        }
+    }
+    // Clean activity sentences of another seed than the benchmark's.
+    let dataset = generator::generate(&generator::GenConfig {
+        seed: args.seed,
+        users: 400,
+        ..Default::default()
+    });
+    let mut seen = HashSet::new();
+    let mut clean = 0;
+    'users: for user in &dataset.users {
+        for event in &user.events {
+            if dataset.truth_of(&event.source_id, &event.event_id).is_some_and(|t| t.injected) {
+                continue;
+            }
+            let text = verbalize(event);
+            if seen.insert(text.clone()) {
+                let validation = in_validation(&format!("clean-{clean}"));
+                samples.push(Sample { kind: "clean".into(), text, group: Group::Clean, validation });
+                clean += 1;
+                if clean >= args.clean {
+                    break 'users;
+                }
+            }
+        }
+    }
+    let count = |g: Group, v: bool| samples.iter().filter(|s| s.group == g && s.validation == v).count();
+    eprintln!(
+        "training sentences: {} malicious, {} look-alike, {} clean; validation: {} / {} / {}",
+        count(Group::Malicious, false),
+        count(Group::LookAlike, false),
+        count(Group::Clean, false),
+        count(Group::Malicious, true),
+        count(Group::LookAlike, true),
+        count(Group::Clean, true)
+    );
+
+    // Embeddings are cached by the texts' hash and the forward pass.
+    let mut key = Sha256::new();
+    for s in &samples {
+        key.update(s.text.as_bytes());
+        key.update([0]);
+    }
+    key.update(format!("{:?}", engine_args.model).as_bytes());
+    let cache = args.cache_dir.join(format!("injection-train-{}.json", &hex::encode(key.finalize())[..16]));
+    let (model_id, vectors): (String, Vec<Vec<f32>>) = match std::fs::read(&cache) {
+        Ok(bytes) => serde_json::from_slice(&bytes)?,
+        Err(_) => {
+            let dir = tempfile::tempdir()?;
+            let eval = EvalEngine::open(engine_args, dir.path(), 12.0, 512).await?;
+            let model_id = eval.engine().embedder().model_id().to_string();
+            let vectors = embed_all(eval.engine(), samples.iter().map(|s| s.text.clone()).collect()).await;
+            eval.close().await?;
+            let vectors = vectors?;
+            std::fs::create_dir_all(&args.cache_dir)?;
+            std::fs::write(&cache, serde_json::to_vec(&(&model_id, &vectors))?)?;
+            (model_id, vectors)
+        }
+    };
+    let dim = vectors[0].len();
+
+    let (train_idx, val_idx): (Vec<usize>, Vec<usize>) = (0..samples.len()).partition(|&i| !samples[i].validation);
+    let device = Device::Cpu;
+    let matrix = |idx: &[usize]| -> anyhow::Result<Tensor> {
+        let flat: Vec<f32> = idx.iter().flat_map(|&i| vectors[i].iter().copied()).collect();
+        Ok(Tensor::from_vec(flat, (idx.len(), dim), &device)?)
+    };
+    let x = matrix(&train_idx)?;
+    let labels: Vec<f32> =
+        train_idx.iter().map(|&i| if samples[i].group == Group::Malicious { 1.0 } else { 0.0 }).collect();
+    // Class-balanced: each class weighs as much in total; clean sentences
+    // count as much as look-alikes within the benign half.
+    let n_of = |g: Group| train_idx.iter().filter(|&&i| samples[i].group == g).count().max(1) as f32;
+    let (n_mal, n_look, n_clean) = (n_of(Group::Malicious), n_of(Group::LookAlike), n_of(Group::Clean));
+    let weights: Vec<f32> = train_idx
+        .iter()
+        .map(|&i| match samples[i].group {
+            Group::Malicious => 1.0 / n_mal,
+            Group::LookAlike => 0.5 / n_look,
+            Group::Clean => 0.5 / n_clean,
+        })
+        .collect();
+    let y = Tensor::from_vec(labels, train_idx.len(), &device)?;
+    let w = Tensor::from_vec(weights, train_idx.len(), &device)?;
+
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &device);
+    let hidden = (args.hidden > 0).then(|| candle_nn::linear(dim, args.hidden, vb.pp("hidden"))).transpose()?;
+    let out = candle_nn::linear(if args.hidden > 0 { args.hidden } else { dim }, 1, vb.pp("out"))?;
+    let forward = |x: &Tensor| -> candle_core::Result<Tensor> {
+        let h = match &hidden {
+            Some(layer) => layer.forward(x)?.relu()?,
+            None => x.clone(),
+        };
+        out.forward(&h)?.squeeze(D::Minus1)
+    };
+    let params = candle_nn::ParamsAdamW { lr: 3e-3, weight_decay: 1e-3, ..Default::default() };
+    let mut opt = candle_nn::AdamW::new(varmap.all_vars(), params)?;
+    let bar = progress(args.epochs, "train");
+    let mut last = 0.0;
+    for _ in 0..args.epochs {
+        let loss = stable_bce(&forward(&x)?, &y, &w)?;
+        opt.backward_step(&loss)?;
+        last = loss.to_scalar::<f32>()?;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    eprintln!("final training loss {last:.4}");
+
+    // The trained layers as a head file.
+    let rows = |t: &Tensor| -> anyhow::Result<Vec<Vec<f32>>> { Ok(t.to_vec2::<f32>()?) };
+    let mut layers = Vec::new();
+    if let Some(layer) = &hidden {
+        layers.push(serde_json::json!({
+            "weights": rows(layer.weight())?,
+            "bias": layer.bias().context("bias")?.to_vec1::<f32>()?,
+            "activation": "relu",
+        }));
+    }
+    layers.push(serde_json::json!({
+        "weights": rows(out.weight())?,
+        "bias": out.bias().context("bias")?.to_vec1::<f32>()?,
+        "activation": "sigmoid",
+    }));
+    let dense: Vec<context_engine::render::learned::Dense> = serde_json::from_value(serde_json::json!(layers))?;
+    let head = InjectionHead::from_layers("trained", &dense, 0.5).map_err(anyhow::Error::msg)?;
+
+    let val: Vec<&Sample> = val_idx.iter().map(|&i| &samples[i]).collect();
+    let val_scores: Vec<f32> = val_idx.iter().map(|&i| head.probability(&vectors[i])).collect();
+    let threshold = calibrate(&val_scores, &val, args.max_fp);
+    let rule_flags: Vec<bool> = val.iter().map(|s| screen(&s.text).flagged()).collect();
+    let head_rates = rates(&val, |i| val_scores[i] >= threshold);
+    let rule_rates = rates(&val, |i| rule_flags[i]);
+    let both_rates = rates(&val, |i| rule_flags[i] || val_scores[i] >= threshold);
+    eprintln!("validation (threshold {threshold:.4}):");
+    eprintln!("  rules       {rule_rates:?}");
+    eprintln!("  head        {head_rates:?}");
+    eprintln!("  rules+head  {both_rates:?}");
+    let mut kinds: std::collections::BTreeMap<&str, [usize; 4]> = Default::default();
+    for (i, s) in val.iter().enumerate() {
+        let k = kinds.entry(&s.kind).or_default();
+        k[0] += 1;
+        k[1] += usize::from(rule_flags[i]);
+        k[2] += usize::from(val_scores[i] >= threshold);
+        k[3] += usize::from(rule_flags[i] || val_scores[i] >= threshold);
+    }
+    for (kind, [n, r, h, b]) in kinds {
+        eprintln!("    {kind:<20} n={n:<5} rules {r:<5} head {h:<5} both {b:<5} ({:.1} %)", 100.0 * b as f64 / n as f64);
+    }
+    let mut jailguard = serde_json::Value::Null;
+    if let Some(path) = &args.jailguard {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let jg = InjectionHead::from_jailguard_json("jailguard 0.1.2", &text).map_err(anyhow::Error::msg)?;
+        let scores: Vec<f32> = val_idx.iter().map(|&i| jg.probability(&vectors[i])).collect();
+        let at_half = rates(&val, |i| scores[i] >= 0.5);
+        let t = calibrate(&scores, &val, args.max_fp);
+        let calibrated = rates(&val, |i| scores[i] >= t);
+        let combined = rates(&val, |i| rule_flags[i] || scores[i] >= t);
+        eprintln!("  jailguard@0.5          {at_half:?}");
+        eprintln!("  jailguard@{t:.4}       {calibrated:?}");
+        eprintln!("  rules+jailguard@{t:.4} {combined:?}");
+        jailguard = serde_json::json!({
+            "file": path.display().to_string(),
+            "at_0_5": at_half, "calibrated_threshold": t, "calibrated": calibrated, "with_rules": combined,
+        });
+    }
+
+    let file = serde_json::json!({
+        "format": context_engine::render::learned::FORMAT,
+        "embedding": format!("{model_id}, mean-pooled, L2-normalised ({dim} values) of the verbalised event sentence"),
+        "threshold": threshold,
+        "layers": layers,
+        "provenance": {
+            "trained_by": "context-eval injection-train",
+            "date": now_rfc3339(),
+            "commit": commit(),
+            "machine": machine(),
+            "dev_corpus": args.dev.display().to_string(),
+            "dev_corpus_sha256": dev_sha,
+            "licence": "training texts written for this project (eval/injection/dev.jsonl) and sentences of its synthetic activity generator; no third-party data",
+            "fields": FIELDS,
+            "clean_generator_seed": args.seed,
+            "sentences": {
+                "train": {"malicious": count(Group::Malicious, false), "look_alike": count(Group::LookAlike, false), "clean": count(Group::Clean, false)},
+                "validation": {"malicious": count(Group::Malicious, true), "look_alike": count(Group::LookAlike, true), "clean": count(Group::Clean, true)},
+            },
+            "architecture": if args.hidden > 0 { format!("{dim}→{}→1 MLP, ReLU, sigmoid", args.hidden) } else { format!("{dim}→1 logistic regression") },
+            "training": {"optimizer": "AdamW", "lr": 3e-3, "weight_decay": 1e-3, "epochs": args.epochs, "batch": "full", "loss": "class-balanced logistic", "final_loss": last},
+            "calibration": format!("lowest threshold with validation false positives ≤ {} on look-alikes and ≤ {} on clean sentences", args.max_fp, args.max_fp / 2.0),
+            "validation": {"rules": rule_rates, "head": head_rates, "rules_and_head": both_rates, "jailguard": jailguard},
+        }
+    });
+    if let Some(parent) = args.out.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(&args.out, serde_json::to_string(&file)?)?;
+    let written = std::fs::read(&args.out)?;
+    eprintln!("wrote {} (sha256 {})", args.out.display(), hex::encode(Sha256::digest(&written)));
+    Ok(())
+}
