@@ -69,6 +69,36 @@ fn bench(c: &mut Criterion) {
         });
     }
     group.finish();
+
+    // The learned injection signal's cost per ingested event: the shipped
+    // head on one sentence vector, against a jailguard-shaped head
+    // (384→256→128→1, random weights) and the rule screen of one sentence.
+    let mut group = c.benchmark_group("injection_signal");
+    let shipped = context_engine::render::learned::default_head();
+    let vector = unit(&mut rng, 384);
+    group.bench_function("shipped_head_384x128", |b| b.iter(|| shipped.probability(std::hint::black_box(&vector))));
+    let dense = |outputs: usize, inputs: usize, activation, rng: &mut rand_chacha::ChaCha8Rng| {
+        context_engine::render::learned::Dense {
+            weights: (0..outputs).map(|_| (0..inputs).map(|_| rng.random::<f32>() - 0.5).collect()).collect(),
+            bias: vec![0.0; outputs],
+            activation,
+        }
+    };
+    use context_engine::render::learned::Activation::{Relu, Sigmoid};
+    let jailguard_shaped = context_engine::render::InjectionHead::from_layers(
+        "jailguard-shaped",
+        &[dense(256, 384, Relu, &mut rng), dense(128, 256, Relu, &mut rng), dense(1, 128, Sigmoid, &mut rng)],
+        0.5,
+    )
+    .expect("head");
+    group.bench_function("jailguard_shaped_384x256x128", |b| {
+        b.iter(|| jailguard_shaped.probability(std::hint::black_box(&vector)))
+    });
+    let sentence = "Purchased Trail Runner 3 (size 42) for 129.00 EUR at Acme Outdoors";
+    group.bench_function("rules_one_sentence", |b| {
+        b.iter(|| context_engine::render::screen(std::hint::black_box(sentence)))
+    });
+    group.finish();
 }
 
 criterion_group!(benches, bench);
