@@ -2,7 +2,8 @@
 //! its caller against one table ([`allowed`]).
 //!
 //! * `business:<source_id>`: may ingest, and only events of its own source;
-//! * `orchestrator`: may ask for context and embeddings;
+//! * `orchestrator`: may ask for context (chat, feed ranking, proactive)
+//!   and embeddings;
 //! * `privacy`: may manage consent, erase, export and read access logs.
 //!
 //! Keys are kept only as sha256 digests and compared in constant time against
@@ -73,6 +74,8 @@ pub enum Rpc {
     IngestStream,
     GetContext,
     Embed,
+    RankItems,
+    GetProactiveContext,
     SetConsent,
     ListConsents,
     EraseUser,
@@ -82,11 +85,13 @@ pub enum Rpc {
 }
 
 impl Rpc {
-    pub const ALL: [Rpc; 10] = [
+    pub const ALL: [Rpc; 12] = [
         Rpc::Ingest,
         Rpc::IngestStream,
         Rpc::GetContext,
         Rpc::Embed,
+        Rpc::RankItems,
+        Rpc::GetProactiveContext,
         Rpc::SetConsent,
         Rpc::ListConsents,
         Rpc::EraseUser,
@@ -101,7 +106,7 @@ pub fn allowed(role: &Role, rpc: Rpc) -> bool {
     match role {
         Role::LocalDev => true,
         Role::Business { .. } => matches!(rpc, Rpc::Ingest | Rpc::IngestStream),
-        Role::Orchestrator => matches!(rpc, Rpc::GetContext | Rpc::Embed),
+        Role::Orchestrator => matches!(rpc, Rpc::GetContext | Rpc::Embed | Rpc::RankItems | Rpc::GetProactiveContext),
         Role::Privacy => {
             matches!(
                 rpc,

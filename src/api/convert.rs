@@ -3,10 +3,12 @@
 //! engine validates.
 
 use crate::domain::{
-    AccessRecord, ActivityEvent, ConsentGrant, ConsentState, Content, CustomData, EventRecord, FieldError, Purpose,
-    RetrievalMode, Snippet,
+    AccessRecord, ActivityEvent, ConsentGrant, ConsentState, Content, CustomData, EventRecord, FieldError, Provenance,
+    Purpose, RetrievalMode, Snippet,
 };
+use crate::engine::feed::{FeedItem, ProactiveAnswer, ProactiveRequest, RankItemsAnswer, RankItemsRequest};
 use crate::engine::{ContextAnswer, ContextRequest, ContextStats, ErasureReceipt, EventOutcome, RejectReason};
+use crate::rank::proactive::Reason;
 use crate::pb;
 use crate::rank::RankingOverrides;
 use crate::render::InjectionPolicy;
@@ -230,20 +232,10 @@ pub fn context_request_from_pb(r: pb::GetContextRequest, caller: String) -> Resu
 }
 
 pub fn snippet_to_pb(s: Snippet) -> pb::Snippet {
-    let p = s.provenance;
     pb::Snippet {
         text: s.text,
         score: s.score,
-        provenance: Some(pb::Provenance {
-            source_id: p.source_id,
-            event_id: p.event_id,
-            event_name: p.event_name,
-            event_time: p.event_time,
-            ingested_at: p.ingested_at,
-            point_id: p.point_id,
-            content_hash: p.content_hash,
-            consent_version: p.consent_version,
-        }),
+        provenance: Some(provenance_to_pb(s.provenance)),
         citation_id: s.citation_id,
         family: s.family,
         occurrences: s.occurrences,
@@ -310,5 +302,112 @@ pub fn outcome_to_pb(index: u32, event_id: String, outcome: EventOutcome) -> pb:
             message,
             ..Default::default()
         },
+    }
+}
+
+fn policy_from_pb(field: &str, value: i32) -> Result<Option<InjectionPolicy>, FieldError> {
+    Ok(match pb::InjectionPolicy::try_from(value).map_err(|_| unknown_enum(field, value))? {
+        pb::InjectionPolicy::Unspecified => None,
+        pb::InjectionPolicy::Drop => Some(InjectionPolicy::Drop),
+        pb::InjectionPolicy::Neutralize => Some(InjectionPolicy::Neutralize),
+    })
+}
+
+pub fn rank_items_from_pb(r: pb::RankItemsRequest, caller: String) -> RankItemsRequest {
+    RankItemsRequest {
+        user_id: r.user_id,
+        purpose: purpose_from_pb(r.purpose),
+        caller,
+        items: r
+            .items
+            .into_iter()
+            .map(|i| FeedItem { item_id: i.item_id, text: i.text, category: i.category, source_id: i.source_id })
+            .collect(),
+        evidence_items: r.evidence_items as usize,
+        evidence_per_item: r.evidence_per_item as usize,
+    }
+}
+
+fn provenance_to_pb(p: Provenance) -> pb::Provenance {
+    pb::Provenance {
+        source_id: p.source_id,
+        event_id: p.event_id,
+        event_name: p.event_name,
+        event_time: p.event_time,
+        ingested_at: p.ingested_at,
+        point_id: p.point_id,
+        content_hash: p.content_hash,
+        consent_version: p.consent_version,
+    }
+}
+
+pub fn rank_items_to_pb(a: RankItemsAnswer) -> pb::RankItemsResponse {
+    let n = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+    pb::RankItemsResponse {
+        items: a
+            .items
+            .into_iter()
+            .map(|i| pb::RankedItem {
+                item_id: i.item_id,
+                score: i.score,
+                rank: n(i.rank),
+                similarity: i.similarity,
+                category_affinity: i.category_affinity,
+                source_affinity: i.source_affinity,
+                evidence: i
+                    .evidence
+                    .into_iter()
+                    .map(|e| pb::ItemEvidence {
+                        text: e.text,
+                        provenance: Some(provenance_to_pb(e.provenance)),
+                        similarity: e.similarity,
+                        recency: e.recency,
+                    })
+                    .collect(),
+            })
+            .collect(),
+        stats: Some(pb::RankItemsStats {
+            events_considered: n(a.stats.events_considered),
+            items_embedded: n(a.stats.items_embedded),
+            items_cached: n(a.stats.items_cached),
+            embed_us: a.stats.embed_us,
+            fetch_us: a.stats.fetch_us,
+            score_us: a.stats.score_us,
+            total_us: a.stats.total_us,
+        }),
+    }
+}
+
+pub fn proactive_from_pb(r: pb::GetProactiveContextRequest, caller: String) -> Result<ProactiveRequest, FieldError> {
+    Ok(ProactiveRequest {
+        user_id: r.user_id,
+        purpose: purpose_from_pb(r.purpose),
+        caller,
+        max_snippets: r.max_snippets as usize,
+        max_tokens: r.max_tokens as usize,
+        horizon_days: r.horizon_days,
+        recent_days: r.recent_days,
+        injection_policy: policy_from_pb("injection_policy", r.injection_policy)?,
+    })
+}
+
+pub fn proactive_to_pb(a: ProactiveAnswer) -> pb::GetProactiveContextResponse {
+    pb::GetProactiveContextResponse {
+        items: a
+            .items
+            .into_iter()
+            .map(|i| pb::ProactiveItem {
+                snippet: Some(snippet_to_pb(i.snippet)),
+                reason: match i.reason {
+                    Reason::Upcoming => pb::ProactiveReason::Upcoming,
+                    Reason::RecentPurchase => pb::ProactiveReason::RecentPurchase,
+                    Reason::Interest => pb::ProactiveReason::Interest,
+                } as i32,
+                due_time: i.due_time,
+                cluster_size: u32::try_from(i.cluster_size).unwrap_or(u32::MAX),
+            })
+            .collect(),
+        rendered_context: a.rendered_context,
+        stats: Some(stats_to_pb(a.stats)),
     }
 }

@@ -30,6 +30,8 @@ const KNOWN_RPCS: &[&str] = &[
     "IngestStream",
     "GetContext",
     "Embed",
+    "RankItems",
+    "GetProactiveContext",
     "SetConsent",
     "ListConsents",
     "EraseUser",

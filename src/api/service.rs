@@ -7,7 +7,10 @@ use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::auth::{authorize, Principal, Role, Rpc};
-use super::convert::{answer_to_pb, context_request_from_pb, event_from_pb, outcome_to_pb};
+use super::convert::{
+    answer_to_pb, context_request_from_pb, event_from_pb, outcome_to_pb, proactive_from_pb, proactive_to_pb,
+    rank_items_from_pb, rank_items_to_pb,
+};
 use super::status::to_status;
 use crate::engine::{Engine, EngineError};
 use crate::pb;
@@ -156,6 +159,27 @@ impl ContextEngine for ContextService {
             .map_err(|e| to_status(EngineError::from(e)))?;
         let answer = self.engine.get_context(request, now()).await.map_err(to_status)?;
         Ok(Response::new(answer_to_pb(answer)))
+    }
+
+    async fn rank_items(
+        &self,
+        request: Request<pb::RankItemsRequest>,
+    ) -> Result<Response<pb::RankItemsResponse>, Status> {
+        let principal = authorize(&request, Rpc::RankItems)?;
+        let request = rank_items_from_pb(request.into_inner(), principal.name());
+        let answer = self.engine.rank_items(request, now()).await.map_err(to_status)?;
+        Ok(Response::new(rank_items_to_pb(answer)))
+    }
+
+    async fn get_proactive_context(
+        &self,
+        request: Request<pb::GetProactiveContextRequest>,
+    ) -> Result<Response<pb::GetProactiveContextResponse>, Status> {
+        let principal = authorize(&request, Rpc::GetProactiveContext)?;
+        let request = proactive_from_pb(request.into_inner(), principal.name())
+            .map_err(|e| to_status(EngineError::from(e)))?;
+        let answer = self.engine.proactive_context(request, now()).await.map_err(to_status)?;
+        Ok(Response::new(proactive_to_pb(answer)))
     }
 
     async fn embed(&self, request: Request<pb::EmbedRequest>) -> Result<Response<pb::EmbedResponse>, Status> {

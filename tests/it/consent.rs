@@ -357,6 +357,23 @@ async fn call(server: &TestServer, key: Option<&str>, rpc: &str) -> Result<(), t
             .map(drop),
         "GetContext" => client.get_context(chat(user, "x", 1)).await.map(drop),
         "Embed" => client.embed(pb::EmbedRequest { texts: vec!["x".into()] }).await.map(drop),
+        "RankItems" => client
+            .rank_items(pb::RankItemsRequest {
+                user_id: user.into(),
+                purpose: pb::Purpose::ChatAssistant as i32,
+                items: vec![pb::CandidateItem { item_id: "i1".into(), text: "x".into(), ..Default::default() }],
+                ..Default::default()
+            })
+            .await
+            .map(drop),
+        "GetProactiveContext" => client
+            .get_proactive_context(pb::GetProactiveContextRequest {
+                user_id: user.into(),
+                purpose: pb::Purpose::ChatAssistant as i32,
+                ..Default::default()
+            })
+            .await
+            .map(drop),
         "SetConsent" => privacy
             .set_consent(set(user, "acme", pb::Purpose::ChatAssistant, pb::ConsentState::Granted))
             .await
@@ -387,6 +404,8 @@ async fn every_rpc_checks_the_callers_role() {
         "IngestStream",
         "GetContext",
         "Embed",
+        "RankItems",
+        "GetProactiveContext",
         "SetConsent",
         "ListConsents",
         "EraseUser",
@@ -396,7 +415,7 @@ async fn every_rpc_checks_the_callers_role() {
     ];
     let table: [(&str, &[&str]); 3] = [
         (BUSINESS, &["Ingest", "IngestStream"]),
-        (ORCHESTRATOR, &["GetContext", "Embed"]),
+        (ORCHESTRATOR, &["GetContext", "Embed", "RankItems", "GetProactiveContext"]),
         (PRIVACY, &["SetConsent", "ListConsents", "EraseUser", "GetErasureStatus", "ExplainAccess", "ExportUser"]),
     ];
     for (key, permitted) in table {

@@ -9,6 +9,7 @@ mod consent;
 mod crash;
 mod erasure;
 mod example;
+mod feed;
 mod grpc;
 mod hostile;
 mod observe;

@@ -45,6 +45,20 @@ pub struct MemoryStore {
 }
 
 impl MemoryStore {
+    fn page(&self, scope: &Scope, from: Option<Uuid>, limit: usize) -> Page {
+        let ignore = *self.ignore_scope_in_search.lock();
+        let events = self.events.lock();
+        let mut rows: Vec<_> = events
+            .range(from.unwrap_or(Uuid::nil())..)
+            .filter(|(_, p)| ignore || in_scope(scope, p))
+            .map(|(id, p)| (*id, p.record.clone(), p.vector.clone()))
+            .take(limit + 1)
+            .collect();
+        let next = (rows.len() > limit).then(|| rows.pop().map(|(id, _, _)| id)).flatten();
+        let vectors = rows.iter().map(|(_, _, v)| v.clone()).collect();
+        Page { records: rows.into_iter().map(|(id, r, _)| (id, r)).collect(), next, vectors }
+    }
+
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
     }
@@ -166,15 +180,14 @@ impl EventStore for MemoryStore {
 
     async fn scroll(&self, scope: Scope, from: Option<Uuid>, limit: usize) -> Result<Page, StoreError> {
         self.call("scroll");
-        let events = self.events.lock();
-        let mut records: Vec<_> = events
-            .range(from.unwrap_or(Uuid::nil())..)
-            .filter(|(_, p)| in_scope(&scope, p))
-            .map(|(id, p)| (*id, p.record.clone()))
-            .take(limit + 1)
-            .collect();
-        let next = (records.len() > limit).then(|| records.pop().map(|(id, _)| id)).flatten();
-        Ok(Page { records, next })
+        let mut page = self.page(&scope, from, limit);
+        page.vectors.clear();
+        Ok(page)
+    }
+
+    async fn scroll_with_vectors(&self, scope: Scope, from: Option<Uuid>, limit: usize) -> Result<Page, StoreError> {
+        self.call("scroll");
+        Ok(self.page(&scope, from, limit))
     }
 }
 

@@ -10,6 +10,7 @@
 
 #[cfg(test)]
 mod fakes;
+pub mod feed;
 #[cfg(test)]
 mod tests;
 
@@ -185,11 +186,13 @@ pub struct EngineConfig {
     pub query_cache: usize,
     /// Server-wide ranking defaults; requests may override some.
     pub ranking: RankingOptions,
+    /// Item vectors kept for `rank_items` (by text; 0 = no cache).
+    pub item_cache: usize,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        Self { limits: EngineLimits::default(), query_cache: 1024, ranking: RankingOptions::default() }
+        Self { limits: EngineLimits::default(), query_cache: 1024, ranking: RankingOptions::default(), item_cache: 10_000 }
     }
 }
 
@@ -248,6 +251,10 @@ pub struct Engine {
     /// anything after it began, and no ingest is between its consent check
     /// and its re-check while a revocation purges.
     fences: Vec<tokio::sync::RwLock<()>>,
+    /// Feed item vectors by SHA-256 of the item text (items are the
+    /// orchestrator's catalogue, not a person's data, so the cache is
+    /// shared across people).
+    item_cache: quick_cache::sync::Cache<[u8; 32], Arc<Vec<f32>>>,
 }
 
 /// Stripes of `Engine::fences`: erasures and consent changes are rare, so
@@ -340,6 +347,7 @@ impl Engine {
             query_cache: (config.query_cache > 0).then(|| quick_cache::sync::Cache::new(config.query_cache)),
             consent_lock: tokio::sync::Mutex::new(()),
             fences: (0..FENCE_STRIPES).map(|_| tokio::sync::RwLock::new(())).collect(),
+            item_cache: quick_cache::sync::Cache::new(config.item_cache.max(1)),
         }
     }
 

@@ -221,6 +221,43 @@ async fn the_post_check_drops_hits_a_broken_filter_lets_through() {
 }
 
 #[tokio::test]
+async fn feed_and_proactive_post_check_what_a_broken_filter_lets_through() {
+    let f = fixture();
+    grant(&f, "u1", "shop", Purpose::FeedRanking).await;
+    grant(&f, "u2", "shop", Purpose::FeedRanking).await;
+    grant(&f, "u1", "chat-only", Purpose::ChatAssistant).await;
+    let mut big = purchase("u1", "shop", "mine", "red kettle", 1);
+    big.custom_data.value = Some(500.0);
+    let mut theirs = purchase("u2", "shop", "theirs", "red kettle", 1);
+    theirs.custom_data.value = Some(900.0);
+    let mut chat = purchase("u1", "chat-only", "chat", "red kettle", 1);
+    chat.custom_data.value = Some(700.0);
+    f.engine.ingest(vec![big, theirs, chat], NOW).await.unwrap();
+    *f.store.ignore_scope_in_search.lock() = true;
+    let request = feed::RankItemsRequest {
+        user_id: "u1".into(),
+        purpose: Some(Purpose::FeedRanking),
+        items: vec![feed::FeedItem { item_id: "k".into(), text: "red kettle".into(), ..Default::default() }],
+        evidence_per_item: 10,
+        ..Default::default()
+    };
+    let ranked = f.engine.rank_items(request, NOW).await.unwrap();
+    let ids: Vec<&str> = ranked.items[0].evidence.iter().map(|e| e.provenance.event_id.as_str()).collect();
+    assert_eq!(ids, ["mine"]);
+    assert_eq!(ranked.stats.events_considered, 1);
+    let proactive = feed::ProactiveRequest {
+        user_id: "u1".into(),
+        purpose: Some(Purpose::FeedRanking),
+        ..Default::default()
+    };
+    let answer = f.engine.proactive_context(proactive, NOW).await.unwrap();
+    let ids: Vec<&str> = answer.items.iter().map(|i| i.snippet.provenance.event_id.as_str()).collect();
+    assert_eq!(ids, ["mine"]);
+    let log = f.store.access.lock().clone();
+    assert!(log.iter().all(|r| r.user_id == "u1" && r.events.iter().all(|e| e.event_id == "mine")), "{log:?}");
+}
+
+#[tokio::test]
 async fn the_best_match_comes_first_and_the_limits_hold() {
     let f = fixture();
     grant(&f, "u1", "shop", Purpose::ChatAssistant).await;

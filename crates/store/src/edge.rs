@@ -1062,6 +1062,39 @@ impl RawStore for EdgeStore {
     }
 }
 
+impl EdgeStore {
+    /// One page of event points of `scope`, with vectors when asked.
+    async fn event_page(&self, scope: Scope, from: Option<Uuid>, limit: usize, vectors: bool) -> Result<Page, StoreError> {
+        if scope.is_empty() {
+            return Ok(Page::default());
+        }
+        let mut request = json!({
+            "limit": limit.max(1),
+            "filter": scope_filter_json(&scope),
+            "with_payload": true,
+        });
+        if vectors {
+            request["with_vector"] = json!([DENSE_VECTOR]);
+        }
+        if let Some(from) = from {
+            request["offset"] = json!(from.to_string());
+        }
+        let (rows, next) = self.activity.scroll_vectors(request).await?;
+        let mut page = Page { next, ..Default::default() };
+        for row in rows {
+            let id = row.id;
+            page.records.push((id, from_payload::<EventRecord>(&id.to_string(), row.payload)?));
+            if vectors {
+                page.vectors.push(row.vector.ok_or_else(|| StoreError::CorruptPayload {
+                    id: id.to_string(),
+                    message: "no dense vector".into(),
+                })?);
+            }
+        }
+        Ok(page)
+    }
+}
+
 #[async_trait]
 impl EventStore for EdgeStore {
     async fn upsert(&self, points: Vec<StoredPoint>) -> Result<(), StoreError> {
@@ -1140,23 +1173,11 @@ impl EventStore for EdgeStore {
     }
 
     async fn scroll(&self, scope: Scope, from: Option<Uuid>, limit: usize) -> Result<Page, StoreError> {
-        if scope.is_empty() {
-            return Ok(Page::default());
-        }
-        let mut request = json!({
-            "limit": limit.max(1),
-            "filter": scope_filter_json(&scope),
-            "with_payload": true,
-        });
-        if let Some(from) = from {
-            request["offset"] = json!(from.to_string());
-        }
-        let (rows, next) = self.activity.scroll(request).await?;
-        let records = rows
-            .into_iter()
-            .map(|(id, payload)| Ok((id, from_payload::<EventRecord>(&id.to_string(), payload)?)))
-            .collect::<Result<_, StoreError>>()?;
-        Ok(Page { records, next })
+        self.event_page(scope, from, limit, false).await
+    }
+
+    async fn scroll_with_vectors(&self, scope: Scope, from: Option<Uuid>, limit: usize) -> Result<Page, StoreError> {
+        self.event_page(scope, from, limit, true).await
     }
 }
 

@@ -54,6 +54,9 @@ impl EventStore for Instrumented {
     async fn scroll(&self, scope: Scope, from: Option<Uuid>, limit: usize) -> Result<Page, StoreError> {
         timed("scroll", self.inner.scroll(scope, from, limit)).await
     }
+    async fn scroll_with_vectors(&self, scope: Scope, from: Option<Uuid>, limit: usize) -> Result<Page, StoreError> {
+        timed("scroll", self.inner.scroll_with_vectors(scope, from, limit)).await
+    }
 }
 
 #[async_trait]

@@ -87,6 +87,9 @@ pub struct Page {
     pub records: Vec<(Uuid, EventRecord)>,
     /// Where the next page starts; `None` after the last page.
     pub next: Option<Uuid>,
+    /// The dense vector of each record (same order), from
+    /// [`EventStore::scroll_with_vectors`]; empty from `scroll`.
+    pub vectors: Vec<Vec<f32>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -128,6 +131,9 @@ pub trait EventStore: Send + Sync + 'static {
     async fn delete_ids(&self, ids: Vec<Uuid>) -> Result<(), StoreError>;
     /// One page of the event points of `scope`, starting at `from`.
     async fn scroll(&self, scope: Scope, from: Option<Uuid>, limit: usize) -> Result<Page, StoreError>;
+    /// As `scroll`, with every point's dense vector (feed ranking and
+    /// proactive context score a person's whole permitted activity).
+    async fn scroll_with_vectors(&self, scope: Scope, from: Option<Uuid>, limit: usize) -> Result<Page, StoreError>;
 }
 
 /// The consent ledger: one entry per `(user, source, purpose)`.

@@ -560,6 +560,26 @@ impl QdrantStore {
         self.scroll_consistent(collection, filter, from, limit, vectors, 1).await
     }
 
+    /// One page of event points of `scope`, with vectors when asked.
+    async fn event_page(&self, scope: Scope, from: Option<Uuid>, limit: usize, vectors: bool) -> Result<Page, StoreError> {
+        if scope.is_empty() {
+            return Ok(Page::default());
+        }
+        let filter = grpc_filter(&scope_filter_json(&scope))?;
+        let (rows, next) = self.scroll_raw(&self.activity, Some(filter), from, limit, vectors).await?;
+        let mut page = Page { next, ..Default::default() };
+        for (id, vector, payload) in rows {
+            page.records.push((id, from_payload::<EventRecord>(&id.to_string(), payload)?));
+            if vectors {
+                page.vectors.push(vector.ok_or_else(|| StoreError::CorruptPayload {
+                    id: id.to_string(),
+                    message: "no dense vector".into(),
+                })?);
+            }
+        }
+        Ok(page)
+    }
+
     /// As `scroll_raw`, hearing from `replicas` replicas of each shard.
     async fn scroll_consistent(
         &self,
@@ -814,16 +834,11 @@ impl EventStore for QdrantStore {
     }
 
     async fn scroll(&self, scope: Scope, from: Option<Uuid>, limit: usize) -> Result<Page, StoreError> {
-        if scope.is_empty() {
-            return Ok(Page::default());
-        }
-        let filter = grpc_filter(&scope_filter_json(&scope))?;
-        let (rows, next) = self.scroll_raw(&self.activity, Some(filter), from, limit, false).await?;
-        let records = rows
-            .into_iter()
-            .map(|(id, _, payload)| Ok((id, from_payload::<EventRecord>(&id.to_string(), payload)?)))
-            .collect::<Result<_, StoreError>>()?;
-        Ok(Page { records, next })
+        self.event_page(scope, from, limit, false).await
+    }
+
+    async fn scroll_with_vectors(&self, scope: Scope, from: Option<Uuid>, limit: usize) -> Result<Page, StoreError> {
+        self.event_page(scope, from, limit, true).await
     }
 }
 

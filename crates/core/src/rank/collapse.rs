@@ -33,6 +33,9 @@ pub struct Group {
     pub members: Vec<usize>,
     /// Best member score.
     pub score: f32,
+    /// Said after the shown event's sentence instead of "(N times since
+    /// …)" (proactive context: "one of 7 related activities since …").
+    pub note: Option<String>,
 }
 
 impl Group {
@@ -62,7 +65,7 @@ pub fn group(candidates: &[Candidate], scores: &[f32], collapse: bool) -> Vec<Gr
                 if let Some(key) = key {
                     by_key.insert(key, groups.len());
                 }
-                groups.push(Group { members: vec![i], score: scores[i] });
+                groups.push(Group { members: vec![i], score: scores[i], note: None });
             }
         }
     }

@@ -15,6 +15,8 @@
 //! passed the policy's post-check, each with its grant's version.
 
 pub mod collapse;
+pub mod feed;
+pub mod proactive;
 pub mod mmr;
 pub mod options;
 pub mod pack;
@@ -26,7 +28,7 @@ pub use pack::{CountTokens, Packed};
 use crate::block::InjectionPolicy;
 use crate::domain::EventRecord;
 use ce_screen::{InjectionHead, RuleScreener, Screener};
-use collapse::Group;
+pub use collapse::Group;
 
 /// One stored event that some candidate list returned.
 #[derive(Debug, Clone, PartialEq)]

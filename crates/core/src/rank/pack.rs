@@ -80,6 +80,9 @@ fn date(unix: i64) -> String {
 /// first when repeats were collapsed.
 fn sentence(candidates: &[Candidate], group: &Group, lists_full: bool) -> String {
     let latest = &candidates[group.latest()].record;
+    if let Some(note) = &group.note {
+        return format!("{}{note}", latest.text);
+    }
     let n = group.members.len();
     if n == 1 {
         return latest.text.clone();
