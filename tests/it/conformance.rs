@@ -228,6 +228,23 @@ async fn conformance(backend: &Backend, fx: &Fixture) {
     let page = store.scroll(ann.clone(), None, 10).await.unwrap();
     let a4 = page.records.iter().find(|(_, r)| r.event.event_id == "a4").unwrap();
     assert_eq!(a4.1.text, "Changed text of a4", "{name}: the upsert replaced the payload");
+    assert!(page.vectors.is_empty(), "{name}: plain scroll carries no vectors");
+
+    // Scroll with vectors: each record with its own stored vector.
+    let with = store.scroll_with_vectors(ann.clone(), None, 10).await.unwrap();
+    assert_eq!(with.records.len(), 7, "{name}: scroll with vectors");
+    assert_eq!(with.vectors.len(), with.records.len());
+    let mut embedder =
+        context_engine::app::load_embedder(&model_dir(), context_engine::embed::DeviceChoice::Cpu).unwrap();
+    let texts: Vec<&str> = with.records.iter().map(|(_, r)| r.text.as_str()).collect();
+    let expected = embedder.embed(&texts).unwrap();
+    for (((_, record), vector), expected) in with.records.iter().zip(&with.vectors).zip(&expected) {
+        if record.event.event_id == "a4" {
+            continue; // its payload was replaced above, its vector kept
+        }
+        let cos: f32 = expected.iter().zip(vector).map(|(a, b)| a * b).sum();
+        assert!(cos > 0.999, "{name}: {} carries its own vector (cos {cos})", record.event.event_id);
+    }
 
     // Consent ledger: one entry per (user, source, purpose), replaced in place.
     store.put_consent(grant("c-ann", "shop", Purpose::ChatAssistant, ConsentState::Granted, 1)).await.unwrap();
