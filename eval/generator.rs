@@ -32,6 +32,7 @@ use serde::{Serialize, Serializer};
 
 use context_engine::domain::{ActivityEvent, ConsentState, Purpose};
 
+pub use catalog::SHOPS;
 pub use payloads::PAYLOADS;
 
 use activity::Persona;

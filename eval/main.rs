@@ -22,6 +22,7 @@ mod plot;
 mod report;
 mod run_activity;
 mod run_beir;
+mod run_feed;
 #[cfg(test)]
 mod smoke;
 

@@ -374,6 +374,7 @@ pub async fn run(args: &ActivityArgs, engine_args: &EngineArgs) -> anyhow::Resul
          shown gains nothing, so duplicates cost context slots as they do in a prompt."
             .into(),
     );
+    crate::run_feed::run(&eval, &dataset, config.now, &mut report).await?;
     eval.close().await?;
     Ok(report)
 }

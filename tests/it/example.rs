@@ -78,10 +78,15 @@ fn block_citations(rendered: &str) -> BTreeSet<String> {
 
 /// Runs chat_turn.py with `args` and returns its JSON output.
 async fn chat_turn(python: PathBuf, args: Vec<String>) -> Value {
+    run_script(python, "examples/python/chat_turn.py", args).await
+}
+
+/// Runs one example script with `args` and returns its JSON output.
+async fn run_script(python: PathBuf, script: &'static str, args: Vec<String>) -> Value {
     let output = tokio::task::spawn_blocking(move || {
         Command::new(&python)
             .current_dir(repo_root())
-            .arg("examples/python/chat_turn.py")
+            .arg(script)
             .args(&args)
             .env("PYTHONDONTWRITEBYTECODE", "1")
             .output()
@@ -93,10 +98,10 @@ async fn chat_turn(python: PathBuf, args: Vec<String>) -> Value {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
-        "chat_turn.py exited with {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        "{script} exited with {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
         output.status
     );
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("chat_turn.py --json printed no JSON ({e}):\n{stdout}"))
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{script} --json printed no JSON ({e}):\n{stdout}"))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -178,5 +183,47 @@ async fn python_orchestrator_keeps_context_out_of_instructions_and_resolves_cita
 
     assert_eq!(out["stats"]["token_budget"], 400, "{}", out["stats"]);
     assert!(out["stats"]["tokens_used"].as_u64().is_some_and(|t| t > 0 && t <= 400), "{}", out["stats"]);
+    server.stop().await;
+}
+
+/// The feed example ranks its 50 sample posts for a person whose permitted
+/// feed activity is hiking and a trip to Vienna: those posts lead, the top
+/// ones carry evidence from this test's events, and a chat-only source
+/// (guitar) never appears as evidence.
+#[tokio::test(flavor = "multi_thread")]
+async fn python_feed_example_ranks_fifty_posts() {
+    let Some(python) = example_python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let mut client = server.client().await;
+    let user = "u_pyfeed";
+    server.grant(user, &["acme", "skyways"], Purpose::FeedRanking).await;
+    server.grant(user, &["tunes"], Purpose::ChatAssistant).await;
+    let flight = with_props(
+        ev(user, "skyways", "pf-flight", "FlightBooked", ""),
+        &[("origin", "Lisbon"), ("destination", "Vienna"), ("travel_date", "2026-12-20")],
+    );
+    let events = vec![
+        ev(user, "acme", "pf-boots", "Purchase", "Waterproof hiking boots"),
+        ev(user, "acme", "pf-poles", "ViewContent", "Trekking poles"),
+        flight,
+        ev(user, "tunes", "pf-guitar", "Purchase", "Electric guitar starter pack"),
+    ];
+    assert_eq!(ingest(&mut client, events).await.accepted, 4);
+    let args = ["--server", &server.addr.to_string(), "--user", user, "--freshness-weight", "0", "--json"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    let out = run_script(python, "examples/python/feed_rank.py", args).await;
+    let feed = out["feed"].as_array().expect("feed");
+    assert_eq!(feed.len(), 50, "every post comes back");
+    assert_eq!(out["events_considered"], 3, "{out}");
+    let top: Vec<&str> = feed[..10].iter().map(|p| p["text"].as_str().unwrap()).collect();
+    let on_topic = |t: &&str| t.contains("hike") || t.contains("Trekking") || t.contains("Vienna");
+    assert!(top[..5].iter().all(on_topic), "{top:#?}");
+    let evidence: Vec<&str> =
+        feed.iter().flat_map(|p| p["evidence"].as_array().unwrap()).map(|e| e["event_id"].as_str().unwrap()).collect();
+    assert!(!evidence.is_empty());
+    assert!(evidence.iter().all(|id| ["pf-boots", "pf-poles", "pf-flight"].contains(id)), "{evidence:?}");
     server.stop().await;
 }
