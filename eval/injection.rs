@@ -23,8 +23,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use context_engine::domain::{ActivityEvent, ConsentState, Content, CustomData, Purpose};
 use context_engine::engine::{ContextRequest, Engine};
-use context_engine::render::InjectionPolicy;
 use context_engine::rank::RankingOverrides;
+use context_engine::render::InjectionPolicy;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -101,7 +101,8 @@ pub fn plant(text: &str, field: &str, user_id: &str, event_id: &str, now: i64) -
         }
         "custom_data.contents.title" => {
             event.event_name = "AddToCart".into();
-            data.contents = vec![Content { id: "sku-1".into(), quantity: 1, item_price: Some(19.0), title: text.into() }];
+            data.contents =
+                vec![Content { id: "sku-1".into(), quantity: 1, item_price: Some(19.0), title: text.into() }];
         }
         "custom_data.content_category" => {
             event.event_name = "ViewContent".into();
@@ -251,7 +252,9 @@ fn request(user_id: &str) -> ContextRequest {
 
 fn head_sha(choice: &context_engine::app::HeadChoice) -> String {
     let bytes = match choice {
-        context_engine::app::HeadChoice::Shipped => context_engine::render::learned::default_head_json().as_bytes().to_vec(),
+        context_engine::app::HeadChoice::Shipped => {
+            context_engine::render::learned::default_head_json().as_bytes().to_vec()
+        }
         context_engine::app::HeadChoice::File(path) => std::fs::read(path).unwrap_or_default(),
         context_engine::app::HeadChoice::None => return "-".into(),
     };
@@ -260,14 +263,11 @@ fn head_sha(choice: &context_engine::app::HeadChoice) -> String {
 
 /// Plants, ingests and queries every (entry, field) pair of `entries`.
 async fn outcomes(engine: &Engine, entries: &[Entry], now: i64) -> anyhow::Result<Vec<(usize, usize, Outcome)>> {
-    let pairs: Vec<(usize, usize)> =
-        (0..entries.len()).flat_map(|e| (0..FIELDS.len()).map(move |f| (e, f))).collect();
+    let pairs: Vec<(usize, usize)> = (0..entries.len()).flat_map(|e| (0..FIELDS.len()).map(move |f| (e, f))).collect();
     let user = |e: usize, f: usize| format!("inj-{e}-{f}");
     let bar = progress(pairs.len(), "consent");
     for &(e, f) in &pairs {
-        engine
-            .set_consent(&user(e, f), SOURCE, Some(Purpose::ChatAssistant), Some(ConsentState::Granted), now)
-            .await?;
+        engine.set_consent(&user(e, f), SOURCE, Some(Purpose::ChatAssistant), Some(ConsentState::Granted), now).await?;
         bar.inc(1);
     }
     bar.finish_and_clear();
@@ -314,7 +314,7 @@ pub async fn run(args: &InjectionArgs, engine_args: &EngineArgs) -> anyhow::Resu
         .filter(|e| {
             let n = counters.entry(e.label).or_default();
             *n += 1;
-            (*n - 1) % args.every == 0
+            (*n - 1).is_multiple_of(args.every)
         })
         .cloned()
         .collect();

@@ -33,7 +33,8 @@ use crate::injection::{self, Label, FIELDS};
 use context_engine::render::InjectionHead;
 
 pub struct TrainArgs {
-    pub dev: PathBuf,
+    /// Development corpora (never the frozen test corpus).
+    pub dev: Vec<PathBuf>,
     pub out: PathBuf,
     pub hidden: usize,
     pub epochs: usize,
@@ -114,7 +115,13 @@ fn stable_bce(logits: &Tensor, y: &Tensor, w: &Tensor) -> candle_core::Result<Te
 }
 
 pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<()> {
-    let (entries, dev_sha) = injection::load(&args.dev)?;
+    let mut entries = Vec::new();
+    let mut dev_files = Vec::new();
+    for path in &args.dev {
+        let (mut loaded, sha) = injection::load(path)?;
+        dev_files.push(serde_json::json!({"file": path.display().to_string(), "sha256": sha, "entries": loaded.len()}));
+        entries.append(&mut loaded);
+    }
     let now = chrono::Utc::now().timestamp();
     let mut samples = Vec::new();
     for e in &entries {
@@ -132,11 +139,7 @@ pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<(
         }
     }
     // Clean activity sentences of another seed than the benchmark's.
-    let dataset = generator::generate(&generator::GenConfig {
-        seed: args.seed,
-        users: 400,
-        ..Default::default()
-    });
+    let dataset = generator::generate(&generator::GenConfig { seed: args.seed, users: 400, ..Default::default() });
     let mut seen = HashSet::new();
     let mut clean = 0;
     'users: for user in &dataset.users {
@@ -276,7 +279,10 @@ pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<(
         k[3] += usize::from(rule_flags[i] || val_scores[i] >= threshold);
     }
     for (kind, [n, r, h, b]) in kinds {
-        eprintln!("    {kind:<20} n={n:<5} rules {r:<5} head {h:<5} both {b:<5} ({:.1} %)", 100.0 * b as f64 / n as f64);
+        eprintln!(
+            "    {kind:<20} n={n:<5} rules {r:<5} head {h:<5} both {b:<5} ({:.1} %)",
+            100.0 * b as f64 / n as f64
+        );
     }
     let mut jailguard = serde_json::Value::Null;
     if let Some(path) = &args.jailguard {
@@ -306,8 +312,7 @@ pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<(
             "date": now_rfc3339(),
             "commit": commit(),
             "machine": machine(),
-            "dev_corpus": args.dev.display().to_string(),
-            "dev_corpus_sha256": dev_sha,
+            "dev_corpora": dev_files,
             "licence": "training texts written for this project (eval/injection/dev.jsonl) and sentences of its synthetic activity generator; no third-party data",
             "fields": FIELDS,
             "clean_generator_seed": args.seed,

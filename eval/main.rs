@@ -151,9 +151,9 @@ struct InjectionCmd {
 struct TrainCmd {
     #[command(flatten)]
     common: Common,
-    /// The development corpus (never the frozen test corpus).
-    #[arg(long, default_value = "eval/injection/dev.jsonl")]
-    dev: PathBuf,
+    /// Development corpora, comma-separated (never the frozen test corpus).
+    #[arg(long, value_delimiter = ',', default_value = "eval/injection/dev.jsonl,eval/injection/dev2.jsonl")]
+    dev: Vec<PathBuf>,
     /// Where the head file goes.
     #[arg(long, default_value = "crates/screen/data/injection_head.json")]
     head_out: PathBuf,

@@ -7,13 +7,13 @@ use std::sync::Arc;
 
 use crate::embed::{BatchConfig, BertEmbedder, DeviceChoice, EmbedError, EmbedHandle, ModelOptions};
 use crate::engine::{Engine, EngineConfig};
-use ce_screen::InjectionHead;
 use crate::model_files::{self, ModelFilesError};
 use crate::store::{
     EdgeOptions, EdgeStore, Instrumented, QdrantOptions, QdrantStore, StoreError, StoreManifest, VectorStore,
     DEFAULT_BM25_AVG_LEN,
 };
 use crate::tokens::{HfTokenCounter, TokenizerError};
+use ce_screen::InjectionHead;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {

@@ -452,7 +452,9 @@ impl TryFrom<ServeArgs> for ServeConfig {
         app.injection_head = match r.injection_head.as_str() {
             "shipped" => crate::app::HeadChoice::Shipped,
             "none" => crate::app::HeadChoice::None,
-            "" => return Err(ConfigError { flag: "injection-head", message: "expected shipped, none or a path".into() }),
+            "" => {
+                return Err(ConfigError { flag: "injection-head", message: "expected shipped, none or a path".into() })
+            }
             path => crate::app::HeadChoice::File(PathBuf::from(path)),
         };
         let limits = &mut app.engine.limits;

@@ -16,8 +16,28 @@ use criterion::{criterion_group, criterion_main, Criterion};
 
 const NOW: i64 = 1_790_000_000;
 const WORDS: &[&str] = &[
-    "trail", "running", "shoes", "espresso", "machine", "yoga", "mat", "hotel", "Lisbon", "flight", "Vienna",
-    "guitar", "strings", "novel", "thriller", "garden", "hose", "winter", "jacket", "headphones", "board", "game",
+    "trail",
+    "running",
+    "shoes",
+    "espresso",
+    "machine",
+    "yoga",
+    "mat",
+    "hotel",
+    "Lisbon",
+    "flight",
+    "Vienna",
+    "guitar",
+    "strings",
+    "novel",
+    "thriller",
+    "garden",
+    "hose",
+    "winter",
+    "jacket",
+    "headphones",
+    "board",
+    "game",
 ];
 
 fn text(i: usize) -> String {

@@ -38,7 +38,13 @@ fn candidates(n: usize, now: i64) -> Vec<Candidate> {
             let text = format!("Purchased {item} (size {}) for {}.99 EUR at Example Shop", 38 + i % 8, 20 + i);
             Candidate {
                 point_id: format!("p{i}"),
-                record: EventRecord { event, text, ingested_at: now, content_hash: String::new(), injection_score: None },
+                record: EventRecord {
+                    event,
+                    text,
+                    ingested_at: now,
+                    content_hash: String::new(),
+                    injection_score: None,
+                },
                 vector: unit(&mut rng, 384),
                 dense_rank: Some(i),
                 sparse_rank: (i % 3 == 0).then_some(i / 3),

@@ -37,7 +37,13 @@ fn point(rng: &mut impl Rng, i: usize) -> StoredPoint {
     StoredPoint {
         id: point_id("shop", &id),
         vector: unit(rng),
-        record: EventRecord { event, text, ingested_at: 1_700_000_000, content_hash: String::new(), injection_score: None },
+        record: EventRecord {
+            event,
+            text,
+            ingested_at: 1_700_000_000,
+            content_hash: String::new(),
+            injection_score: None,
+        },
     }
 }
 

@@ -281,7 +281,8 @@ mod tests {
         for rpc in Rpc::ALL {
             assert!(allowed(&Role::LocalDev, rpc));
             assert_eq!(allowed(&business, rpc), matches!(rpc, Rpc::Ingest | Rpc::IngestStream), "{rpc:?}");
-            assert_eq!(allowed(&Role::Orchestrator, rpc), matches!(rpc, Rpc::GetContext | Rpc::Embed), "{rpc:?}");
+            let orchestrator = matches!(rpc, Rpc::GetContext | Rpc::Embed | Rpc::RankItems | Rpc::GetProactiveContext);
+            assert_eq!(allowed(&Role::Orchestrator, rpc), orchestrator, "{rpc:?}");
             let privacy_rpc = matches!(
                 rpc,
                 Rpc::SetConsent

@@ -8,8 +8,8 @@ use crate::domain::{
 };
 use crate::engine::feed::{FeedItem, ProactiveAnswer, ProactiveRequest, RankItemsAnswer, RankItemsRequest};
 use crate::engine::{ContextAnswer, ContextRequest, ContextStats, ErasureReceipt, EventOutcome, RejectReason};
-use crate::rank::proactive::Reason;
 use crate::pb;
+use crate::rank::proactive::Reason;
 use crate::rank::RankingOverrides;
 use crate::render::InjectionPolicy;
 use crate::store::PurgeState;

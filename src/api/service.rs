@@ -176,8 +176,8 @@ impl ContextEngine for ContextService {
         request: Request<pb::GetProactiveContextRequest>,
     ) -> Result<Response<pb::GetProactiveContextResponse>, Status> {
         let principal = authorize(&request, Rpc::GetProactiveContext)?;
-        let request = proactive_from_pb(request.into_inner(), principal.name())
-            .map_err(|e| to_status(EngineError::from(e)))?;
+        let request =
+            proactive_from_pb(request.into_inner(), principal.name()).map_err(|e| to_status(EngineError::from(e)))?;
         let answer = self.engine.proactive_context(request, now()).await.map_err(to_status)?;
         Ok(Response::new(proactive_to_pb(answer)))
     }

@@ -72,7 +72,13 @@ fn candidate(i: usize, text: String, age_days: i64, item: u8, vector: Vec<f32>) 
     let norm = vector.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6);
     Candidate {
         point_id: format!("00000000-0000-0000-0000-{i:012}"),
-        record: EventRecord { event, text, ingested_at: 1_790_000_000, content_hash: String::new(), injection_score: None },
+        record: EventRecord {
+            event,
+            text,
+            ingested_at: 1_790_000_000,
+            content_hash: String::new(),
+            injection_score: None,
+        },
         vector: vector.iter().map(|x| x / norm).collect(),
         dense_rank: Some(i),
         sparse_rank: i.is_multiple_of(3).then_some(i / 3),

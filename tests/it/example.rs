@@ -96,11 +96,7 @@ async fn run_script(python: PathBuf, script: &'static str, args: Vec<String>) ->
     .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "{script} exited with {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
-        output.status
-    );
+    assert!(output.status.success(), "{script} exited with {}\nstdout:\n{stdout}\nstderr:\n{stderr}", output.status);
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{script} --json printed no JSON ({e}):\n{stdout}"))
 }
 

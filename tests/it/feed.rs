@@ -31,11 +31,7 @@ fn catalogue() -> Vec<pb::CandidateItem> {
 }
 
 fn evidence_sources(r: &pb::RankItemsResponse) -> Vec<String> {
-    r.items
-        .iter()
-        .flat_map(|i| &i.evidence)
-        .map(|e| e.provenance.as_ref().unwrap().source_id.clone())
-        .collect()
+    r.items.iter().flat_map(|i| &i.evidence).map(|e| e.provenance.as_ref().unwrap().source_id.clone()).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -105,12 +101,8 @@ async fn rank_items_ranks_from_permitted_activity_with_evidence() {
         .into_inner();
     let feed_record = log.records.iter().find(|r| r.purpose == pb::Purpose::FeedRanking as i32).unwrap();
     let logged: std::collections::BTreeSet<String> = feed_record.events.iter().map(|e| e.event_id.clone()).collect();
-    let shown: std::collections::BTreeSet<String> = feed
-        .items
-        .iter()
-        .flat_map(|i| &i.evidence)
-        .map(|e| e.provenance.as_ref().unwrap().event_id.clone())
-        .collect();
+    let shown: std::collections::BTreeSet<String> =
+        feed.items.iter().flat_map(|i| &i.evidence).map(|e| e.provenance.as_ref().unwrap().event_id.clone()).collect();
     assert!(!shown.is_empty());
     assert!(shown.is_subset(&logged), "{shown:?} ⊄ {logged:?}");
     server.stop().await;
@@ -150,7 +142,8 @@ async fn rank_items_validates_every_field() {
         assert_eq!(err.code(), Code::InvalidArgument, "{field}: {err:?}");
         assert!(err.message().starts_with(&format!("invalid {field}:")), "{field}: {}", err.message());
     }
-    let thousand: Vec<pb::CandidateItem> = (0..1000).map(|i| item(&format!("i{i}"), &format!("item {}", i % 7))).collect();
+    let thousand: Vec<pb::CandidateItem> =
+        (0..1000).map(|i| item(&format!("i{i}"), &format!("item {}", i % 7))).collect();
     let ok = client.rank_items(rank("ana", pb::Purpose::FeedRanking, thousand)).await.unwrap().into_inner();
     assert_eq!(ok.items.len(), 1000);
     assert_eq!(ok.stats.unwrap().items_embedded, 7, "repeated texts are embedded once");
@@ -218,7 +211,10 @@ async fn no_evidence_from_a_source_revoked_while_ranking() {
             }));
         }
         tokio::time::sleep(Duration::from_millis(20 + (round as u64 * 37) % 120)).await;
-        engine.set_consent("max", "rival", Some(Purpose::FeedRanking), Some(ConsentState::Revoked), now()).await.unwrap();
+        engine
+            .set_consent("max", "rival", Some(Purpose::FeedRanking), Some(ConsentState::Revoked), now())
+            .await
+            .unwrap();
         let t = Instant::now();
         revoked_at.set(t).unwrap();
         for task in tasks {
@@ -245,7 +241,8 @@ async fn proactive_context_shows_upcoming_purchases_and_interests() {
     server.grant("eva", &["secret"], Purpose::FeedRanking).await;
     server.grant("leo", &["air"], Purpose::ChatAssistant).await;
     let day = 86_400;
-    let date = |offset: i64| chrono::DateTime::from_timestamp(now() + offset, 0).unwrap().format("%Y-%m-%d").to_string();
+    let date =
+        |offset: i64| chrono::DateTime::from_timestamp(now() + offset, 0).unwrap().format("%Y-%m-%d").to_string();
     let mut boots = ev("eva", "shop", "p1", "Purchase", "Hiking boots");
     boots.custom_data.as_mut().unwrap().value = Some(180.0);
     boots.custom_data.as_mut().unwrap().currency = "EUR".into();
@@ -253,16 +250,28 @@ async fn proactive_context_shows_upcoming_purchases_and_interests() {
     socks.custom_data.as_mut().unwrap().value = Some(6.0);
     socks.custom_data.as_mut().unwrap().currency = "EUR".into();
     let events = vec![
-        with_props(ev("eva", "air", "f1", "FlightBooked", ""), &[("destination", "Vienna"), ("travel_date", &date(6 * day))]),
-        with_props(ev("eva", "air", "f0", "FlightBooked", ""), &[("destination", "Oslo"), ("travel_date", &date(-90 * day))]),
+        with_props(
+            ev("eva", "air", "f1", "FlightBooked", ""),
+            &[("destination", "Vienna"), ("travel_date", &date(6 * day))],
+        ),
+        with_props(
+            ev("eva", "air", "f0", "FlightBooked", ""),
+            &[("destination", "Oslo"), ("travel_date", &date(-90 * day))],
+        ),
         boots,
         socks,
         ev("eva", "games", "g1", "GamePlayed", "Star Forge space strategy"),
         ev("eva", "games", "g2", "ViewContent", "Star Forge expansion pack"),
         ev("eva", "games", "g3", "Search", "star forge strategy guide"),
         // Feed-only source and another person: never in chat's proactive context.
-        with_props(ev("eva", "secret", "s1", "FlightBooked", ""), &[("destination", "Lisbon"), ("travel_date", &date(3 * day))]),
-        with_props(ev("leo", "air", "l1", "FlightBooked", ""), &[("destination", "Rome"), ("travel_date", &date(2 * day))]),
+        with_props(
+            ev("eva", "secret", "s1", "FlightBooked", ""),
+            &[("destination", "Lisbon"), ("travel_date", &date(3 * day))],
+        ),
+        with_props(
+            ev("leo", "air", "l1", "FlightBooked", ""),
+            &[("destination", "Rome"), ("travel_date", &date(2 * day))],
+        ),
     ];
     assert_eq!(ingest(&mut client, events).await.accepted, 9);
     let request = |user: &str| pb::GetProactiveContextRequest {

@@ -391,7 +391,8 @@ mod tests {
 
     #[test]
     fn negative_zero_is_zero() {
-        let data = CustomData { content_name: "Tent".into(), value: Some(-0.0), currency: "EUR".into(), ..Default::default() };
+        let data =
+            CustomData { content_name: "Tent".into(), value: Some(-0.0), currency: "EUR".into(), ..Default::default() };
         assert_eq!(verbalize(&event("Purchase", data)), "Purchased Tent for 0.00 EUR at Acme Outdoors");
     }
 

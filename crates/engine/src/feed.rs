@@ -160,7 +160,9 @@ fn free_text(field: &str, value: &str, max_chars: usize, required: bool) -> Resu
 }
 
 fn purpose_of(purpose: Option<Purpose>) -> Result<Purpose, EngineError> {
-    purpose.ok_or_else(|| EngineError::invalid("purpose", "required (FEED_RANKING or CHAT_ASSISTANT); there is no default"))
+    purpose.ok_or_else(|| {
+        EngineError::invalid("purpose", "required (FEED_RANKING or CHAT_ASSISTANT); there is no default")
+    })
 }
 
 fn provenance(point: &ActivityPoint) -> Provenance {
@@ -253,9 +255,10 @@ impl Engine {
     /// the learned head at ingest nor by the rules now.
     fn shown_clean(&self, point: &ActivityPoint) -> bool {
         let learned = self.head.as_deref().is_some_and(|h| {
-            let p = point.record.injection_score.or_else(|| {
-                (point.vector.len() == h.dimension()).then(|| h.probability(&point.vector))
-            });
+            let p = point
+                .record
+                .injection_score
+                .or_else(|| (point.vector.len() == h.dimension()).then(|| h.probability(&point.vector)));
             p.is_some_and(|p| p >= h.threshold())
         });
         !learned && !self.screener.screen(&point.record.text).flagged()
@@ -341,8 +344,7 @@ impl Engine {
     pub async fn rank_items(&self, request: RankItemsRequest, now: i64) -> Result<RankItemsAnswer, EngineError> {
         let started = Instant::now();
         let purpose = self.validate_items(&request)?;
-        let evidence_items =
-            if request.evidence_items == 0 { DEFAULT_EVIDENCE_ITEMS } else { request.evidence_items };
+        let evidence_items = if request.evidence_items == 0 { DEFAULT_EVIDENCE_ITEMS } else { request.evidence_items };
         let per_item =
             if request.evidence_per_item == 0 { DEFAULT_EVIDENCE_PER_ITEM } else { request.evidence_per_item };
         let mut stats = RankItemsStats::default();
@@ -415,8 +417,7 @@ impl Engine {
             });
         }
         let caller = request.caller;
-        self.log_access(&snapshot, &request.user_id, caller, purpose, disclosed.into_values().collect(), now)
-            .await?;
+        self.log_access(&snapshot, &request.user_id, caller, purpose, disclosed.into_values().collect(), now).await?;
         answer.stats = stats;
         answer.stats.total_us = micros(started);
         Ok(answer)

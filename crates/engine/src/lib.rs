@@ -192,7 +192,12 @@ pub struct EngineConfig {
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        Self { limits: EngineLimits::default(), query_cache: 1024, ranking: RankingOptions::default(), item_cache: 10_000 }
+        Self {
+            limits: EngineLimits::default(),
+            query_cache: 1024,
+            ranking: RankingOptions::default(),
+            item_cache: 10_000,
+        }
     }
 }
 
@@ -473,7 +478,13 @@ impl Engine {
             match decision {
                 Ok(()) => {
                     let text = verbalize(&event);
-                    let record = EventRecord { content_hash: content_hash(&event), event, text, ingested_at: now, injection_score: None };
+                    let record = EventRecord {
+                        content_hash: content_hash(&event),
+                        event,
+                        text,
+                        ingested_at: now,
+                        injection_score: None,
+                    };
                     admitted.push((index, id, record));
                 }
                 Err(denial) => {
@@ -796,7 +807,16 @@ impl Engine {
             };
             event.validate(&self.limits.event, now)?;
             let id = point_id(&event.source_id, &event.event_id);
-            records.push((id, EventRecord { content_hash: content_hash(&event), event, text, ingested_at: now, injection_score: None }));
+            records.push((
+                id,
+                EventRecord {
+                    content_hash: content_hash(&event),
+                    event,
+                    text,
+                    ingested_at: now,
+                    injection_score: None,
+                },
+            ));
         }
         let vectors = self.embedder.embed(records.iter().map(|(_, r)| r.text.clone()).collect()).await?;
         let n = records.len();

@@ -223,7 +223,11 @@ mod tests {
 
     fn tiny(threshold: f32) -> InjectionHead {
         let layers = [
-            Dense { weights: vec![vec![1.0, 0.0], vec![0.0, -1.0]], bias: vec![0.0, 0.0], activation: Activation::Relu },
+            Dense {
+                weights: vec![vec![1.0, 0.0], vec![0.0, -1.0]],
+                bias: vec![0.0, 0.0],
+                activation: Activation::Relu,
+            },
             Dense { weights: vec![vec![4.0, 4.0]], bias: vec![-2.0], activation: Activation::Sigmoid },
         ];
         InjectionHead::from_layers("tiny", &layers, threshold).unwrap()
@@ -255,8 +259,9 @@ mod tests {
         assert!(InjectionHead::from_layers("x", &[sig(vec![vec![1.0]], vec![0.0])], 1.5).is_err());
         let mismatched = [relu(vec![vec![1.0, 1.0]; 3], vec![0.0; 3]), sig(vec![vec![1.0; 2]], vec![0.0])];
         assert!(InjectionHead::from_layers("x", &mismatched, 0.5).is_err(), "widths");
-        assert!(InjectionHead::from_json("x", r#"{"format":"other","embedding":"","threshold":0.5,"layers":[]}"#)
-            .is_err());
+        assert!(
+            InjectionHead::from_json("x", r#"{"format":"other","embedding":"","threshold":0.5,"layers":[]}"#).is_err()
+        );
     }
 
     #[test]

@@ -342,9 +342,34 @@ fn is_word(c: char) -> bool {
 
 /// Labels of the two sides of a chat transcript.
 const TURN_LABELS: &[&str] = &[
-    "human", "user", "assistant", "ai", "system", "bot", "model", "chatgpt", "claude", "gpt", "llm", "usuario",
-    "utilisateur", "benutzer", "nutzer", "utente", "usuário", "gebruiker", "пользователь", "ассистент", "用户",
-    "助手", "ユーザー", "アシスタント", "사용자", "어시스턴트", "المستخدم", "المساعد",
+    "human",
+    "user",
+    "assistant",
+    "ai",
+    "system",
+    "bot",
+    "model",
+    "chatgpt",
+    "claude",
+    "gpt",
+    "llm",
+    "usuario",
+    "utilisateur",
+    "benutzer",
+    "nutzer",
+    "utente",
+    "usuário",
+    "gebruiker",
+    "пользователь",
+    "ассистент",
+    "用户",
+    "助手",
+    "ユーザー",
+    "アシスタント",
+    "사용자",
+    "어시스턴트",
+    "المستخدم",
+    "المساعد",
 ];
 
 /// A chat transcript inside one field: two different turn labels, each
@@ -379,9 +404,23 @@ const ACTION_VERBS: &[&str] = &[
 
 /// JSON keys that name a tool call.
 const TOOL_KEYS: &[&str] = &[
-    "\"tool\"", "\"tool_name\"", "\"tool_call\"", "\"tool_calls\"", "\"function\"", "\"function_call\"",
-    "\"action\"", "\"arguments\"", "\"args\"", "\"parameters\"", "\"cmd\"", "\"command\"", "\"api\"",
-    "\"call\"", "\"invoke\"", "\"recipient\"", "\"to\"",
+    "\"tool\"",
+    "\"tool_name\"",
+    "\"tool_call\"",
+    "\"tool_calls\"",
+    "\"function\"",
+    "\"function_call\"",
+    "\"action\"",
+    "\"arguments\"",
+    "\"args\"",
+    "\"parameters\"",
+    "\"cmd\"",
+    "\"command\"",
+    "\"api\"",
+    "\"call\"",
+    "\"invoke\"",
+    "\"recipient\"",
+    "\"to\"",
 ];
 
 /// Tool and function calls addressed to the model.
@@ -409,7 +448,12 @@ fn tool_calls(l: &str, found: &mut SignalSet) {
             continue;
         }
         let args: String = l[open + 1..].chars().take_while(|&c| c != ')').take(200).collect();
-        if args.contains('=') || args.contains('"') || args.contains('@') || args.contains("http") || args.contains(": ") {
+        if args.contains('=')
+            || args.contains('"')
+            || args.contains('@')
+            || args.contains("http")
+            || args.contains(": ")
+        {
             found.insert(Signal::ToolCall);
             return;
         }

@@ -561,7 +561,13 @@ impl QdrantStore {
     }
 
     /// One page of event points of `scope`, with vectors when asked.
-    async fn event_page(&self, scope: Scope, from: Option<Uuid>, limit: usize, vectors: bool) -> Result<Page, StoreError> {
+    async fn event_page(
+        &self,
+        scope: Scope,
+        from: Option<Uuid>,
+        limit: usize,
+        vectors: bool,
+    ) -> Result<Page, StoreError> {
         if scope.is_empty() {
             return Ok(Page::default());
         }

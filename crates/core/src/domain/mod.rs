@@ -14,8 +14,8 @@ mod record;
 mod scope;
 
 pub use access::{AccessRecord, AccessedEvent};
-pub use currency::is_iso_4217;
 pub use consent::{ConsentGrant, ConsentState, Purpose};
+pub use currency::is_iso_4217;
 pub use scope::{Scope, SourceScope};
 
 pub use event::{

@@ -106,13 +106,16 @@ pub fn score_items(
                 let weighted = cos.max(0.0) * recency[e];
                 best.push((e, weighted, cos, recency[e]));
             }
-            let top = best.iter().copied().fold((0usize, -1.0f32, 0.0f32), |acc, (e, w, c, _)| {
-                if w > acc.1 {
-                    (e, w, c)
-                } else {
-                    acc
-                }
-            });
+            let top = best.iter().copied().fold(
+                (0usize, -1.0f32, 0.0f32),
+                |acc, (e, w, c, _)| {
+                    if w > acc.1 {
+                        (e, w, c)
+                    } else {
+                        acc
+                    }
+                },
+            );
             out.similarity = top.2;
             let weighted = top.1.max(0.0);
             if !item.category.trim().is_empty() {
@@ -137,7 +140,8 @@ pub fn score_items(
                 let k = evidence.min(best.len());
                 best.select_nth_unstable_by(k.saturating_sub(1), |a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
                 best[..k].sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-                out.evidence = best[..k].iter().filter(|(_, w, _, _)| *w > 0.0).map(|&(e, _, c, r)| (e, c, r)).collect();
+                out.evidence =
+                    best[..k].iter().filter(|(_, w, _, _)| *w > 0.0).map(|&(e, _, c, r)| (e, c, r)).collect();
             }
             out
         })
@@ -207,7 +211,8 @@ mod tests {
     #[test]
     fn category_and_source_affinity_break_ties() {
         let v = unit(&[1.0, 1.0]);
-        let records = [record("acme", "Purchase", "Footwear > Running", 1), record("acme", "ViewContent", "Running", 1)];
+        let records =
+            [record("acme", "Purchase", "Footwear > Running", 1), record("acme", "ViewContent", "Running", 1)];
         let activity: Vec<ActivityInput<'_>> =
             records.iter().map(|r| ActivityInput { record: r, vector: &v }).collect();
         let items = [

@@ -63,8 +63,11 @@ mod tests {
     fn near_duplicates_give_way_to_another_topic() {
         // Two near-identical top groups and a different, slightly weaker one.
         let cands = vec![candidate(vec![1.0, 0.0]), candidate(vec![0.999, 0.0447]), candidate(vec![0.0, 1.0])];
-        let groups: Vec<Group> =
-            [1.0, 0.95, 0.8].iter().enumerate().map(|(i, &score)| Group { members: vec![i], score, note: None }).collect();
+        let groups: Vec<Group> = [1.0, 0.95, 0.8]
+            .iter()
+            .enumerate()
+            .map(|(i, &score)| Group { members: vec![i], score, note: None })
+            .collect();
         assert_eq!(order(&groups, &cands, 0.0), vec![0, 1, 2], "no diversity: score order");
         assert_eq!(order(&groups, &cands, 0.3), vec![0, 2, 1], "the other topic moves up");
     }

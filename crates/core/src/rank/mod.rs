@@ -16,10 +16,10 @@
 
 pub mod collapse;
 pub mod feed;
-pub mod proactive;
 pub mod mmr;
 pub mod options;
 pub mod pack;
+pub mod proactive;
 pub mod score;
 
 pub use options::{Fusion, FusionKind, HalfLives, RankingOptions, RankingOverrides};

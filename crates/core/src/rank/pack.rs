@@ -142,9 +142,10 @@ pub fn pack(request: PackRequest<'_>, counter: &dyn CountTokens) -> Packed {
         }
         if let Some(head) = learned {
             let latest = &candidates[group.latest()];
-            let scored = latest.record.injection_score.or_else(|| {
-                (latest.vector.len() == head.dimension()).then(|| head.probability(&latest.vector))
-            });
+            let scored = latest
+                .record
+                .injection_score
+                .or_else(|| (latest.vector.len() == head.dimension()).then(|| head.probability(&latest.vector)));
             if scored.is_some_and(|p| p >= head.threshold()) {
                 screening.signals.push(Signal::LearnedInstruction);
             }

@@ -117,7 +117,12 @@ pub fn select(activity: &[ActivityInput<'_>], now: i64, horizon_days: u32, recen
         if let Some(due) = due_time(a.record) {
             if due >= today && due <= now + horizon {
                 let until = (due - now).max(0) as f32 / horizon as f32;
-                picks.push(Pick { reason: Reason::Upcoming, members: vec![i], score: 1.0 + 0.5 * (1.0 - until), due_time: due });
+                picks.push(Pick {
+                    reason: Reason::Upcoming,
+                    members: vec![i],
+                    score: 1.0 + 0.5 * (1.0 - until),
+                    due_time: due,
+                });
                 used[i] = true;
             }
         }
@@ -144,8 +149,9 @@ pub fn select(activity: &[ActivityInput<'_>], now: i64, horizon_days: u32, recen
     }
 
     // Interests: greedy clusters of recent activity, newest first.
-    let mut recent_idx: Vec<usize> =
-        (0..activity.len()).filter(|&i| (0..=3 * recent).contains(&(now - activity[i].record.event.event_time))).collect();
+    let mut recent_idx: Vec<usize> = (0..activity.len())
+        .filter(|&i| (0..=3 * recent).contains(&(now - activity[i].record.event.event_time)))
+        .collect();
     recent_idx.sort_by_key(|&i| (std::cmp::Reverse(activity[i].record.event.event_time), i));
     let mut clusters: Vec<(Vec<f32>, Vec<usize>)> = Vec::new();
     for &i in &recent_idx {
@@ -172,8 +178,10 @@ pub fn select(activity: &[ActivityInput<'_>], now: i64, horizon_days: u32, recen
         .into_iter()
         .filter(|(_, members)| members.len() >= MIN_CLUSTER)
         .map(|(sum, members)| {
-            let weight =
-                members.iter().map(|&i| recency_weight(now - activity[i].record.event.event_time, half_life, 0.0)).sum();
+            let weight = members
+                .iter()
+                .map(|&i| recency_weight(now - activity[i].record.event.event_time, half_life, 0.0))
+                .sum();
             (weight, sum, members)
         })
         .collect();
@@ -193,7 +201,12 @@ pub fn select(activity: &[ActivityInput<'_>], now: i64, horizon_days: u32, recen
         used[shown] = true;
         let mut ordered = vec![shown];
         ordered.extend(members.iter().copied().filter(|&i| i != shown));
-        picks.push(Pick { reason: Reason::Interest, members: ordered, score: 0.3 + 0.5 * weight / heaviest, due_time: 0 });
+        picks.push(Pick {
+            reason: Reason::Interest,
+            members: ordered,
+            score: 0.3 + 0.5 * weight / heaviest,
+            due_time: 0,
+        });
     }
     picks.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.members[0].cmp(&b.members[0])));
     picks
