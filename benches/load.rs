@@ -321,6 +321,12 @@ async fn main() -> Result<()> {
             "shed": delta("context_engine_rpc_shed_total{rpc=\"GetContext\"}") + delta("context_engine_rpc_shed_total{rpc=\"Ingest\"}"),
             "embed_overloaded": delta("context_engine_embed_overloaded_total"),
             "consent_post_check_removed": delta("context_engine_consent_post_check_removed_total"),
+            // Server CPU (user + system) per call served, from the process
+            // counter: the cost figure that decides how many machines a
+            // load needs, independent of how the calls queued.
+            "cpu_seconds": delta("context_engine_process_cpu_seconds"),
+            "cpu_ms_per_call": 1e3 * delta("context_engine_process_cpu_seconds")
+                / calls.values().sum::<f64>().max(1.0),
         });
     }
     // Mean server time per GetContext by stage (the engine's own

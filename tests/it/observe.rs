@@ -105,6 +105,10 @@ async fn metrics_request_ids_and_no_personal_data_in_logs() {
     );
     assert_eq!(value(&m, "context_engine_rpc_in_flight"), 0.0);
     assert!(value(&m, "context_engine_process_resident_memory_bytes") > 50e6);
+    // Loading the model and serving took CPU time; not more than wall time
+    // on every core since the process started.
+    let cpu = value(&m, "context_engine_process_cpu_seconds");
+    assert!(cpu > 0.1 && cpu < 600.0, "process CPU {cpu} s");
     // No label carries a user id.
     assert!(m.keys().all(|series| !series.contains("obs-")), "a metric label holds a user id");
 

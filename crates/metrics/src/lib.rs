@@ -59,6 +59,8 @@ pub struct Metrics {
     pub store_duration: HistogramVec,
     /// Resident set size of the process, refreshed at every scrape.
     pub process_resident_bytes: IntGauge,
+    /// User + system CPU time of the process, from `/proc/self/stat`.
+    pub process_cpu_seconds: prometheus::Gauge,
 }
 
 impl Metrics {
@@ -160,6 +162,16 @@ impl Metrics {
                 "context_engine_process_resident_memory_bytes",
                 "resident set size of the engine process",
             ),
+            process_cpu_seconds: {
+                let g = prometheus::Gauge::new(
+                    "context_engine_process_cpu_seconds",
+                    "user + system CPU time of the engine process (divide its change by the calls served for \
+                     CPU per call)",
+                )
+                .expect("valid metric");
+                registry.register(Box::new(g.clone())).expect("unique metric");
+                g
+            },
             registry,
         }
     }
@@ -168,6 +180,9 @@ impl Metrics {
     pub fn render(&self) -> String {
         if let Some(rss) = resident_bytes() {
             self.process_resident_bytes.set(rss as i64);
+        }
+        if let Some(cpu) = cpu_seconds() {
+            self.process_cpu_seconds.set(cpu);
         }
         let mut out = Vec::new();
         // Encoding into a Vec cannot fail for well-formed metrics.
@@ -180,6 +195,19 @@ impl Metrics {
 pub fn metrics() -> &'static Metrics {
     static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
     &METRICS
+}
+
+/// User + system CPU seconds from `/proc/self/stat` (Linux, 100 ticks per
+/// second as on every Linux we run on); `None` elsewhere.
+pub fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces, so split after
+    // its closing parenthesis): state is field 3, utime 14, stime 15.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
 }
 
 /// Resident set size from `/proc/self/statm` (Linux); `None` elsewhere.
