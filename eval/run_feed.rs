@@ -123,9 +123,12 @@ pub async fn run(eval: &EvalEngine, dataset: &Dataset, now: i64, report: &mut Re
             permitted.iter().filter_map(|t| category_of(&t.item_key, &by_key)).collect();
         let touched: HashSet<(usize, usize)> =
             truths.iter().filter_map(|t| category_of(&t.item_key, &by_key)).collect();
-        let mut grade2: Vec<usize> = (0..products.len()).filter(|&i| direct.contains(products[i].key.as_str())).collect();
+        let mut grade2: Vec<usize> =
+            (0..products.len()).filter(|&i| direct.contains(products[i].key.as_str())).collect();
         let mut grade1: Vec<usize> = (0..products.len())
-            .filter(|&i| !direct.contains(products[i].key.as_str()) && cats.contains(&(products[i].shop, products[i].category)))
+            .filter(|&i| {
+                !direct.contains(products[i].key.as_str()) && cats.contains(&(products[i].shop, products[i].category))
+            })
             .collect();
         let mut grade0: Vec<usize> =
             (0..products.len()).filter(|&i| !touched.contains(&(products[i].shop, products[i].category))).collect();
@@ -178,9 +181,9 @@ pub async fn run(eval: &EvalEngine, dataset: &Dataset, now: i64, report: &mut Re
         ndcg_engine.push(ndcg_at(&ranked, &qrels, 10));
         for e in answer.items.iter().flat_map(|i| &i.evidence) {
             evidence_total += 1;
-            let ok = dataset.truth_of(&e.provenance.source_id, &e.provenance.event_id).is_some_and(|t| {
-                &t.user_id == uid && !t.ldu && t.allowed_for.contains(&Purpose::FeedRanking)
-            });
+            let ok = dataset
+                .truth_of(&e.provenance.source_id, &e.provenance.event_id)
+                .is_some_and(|t| &t.user_id == uid && !t.ldu && t.allowed_for.contains(&Purpose::FeedRanking));
             evidence_leaks += usize::from(!ok);
         }
 
@@ -194,9 +197,10 @@ pub async fn run(eval: &EvalEngine, dataset: &Dataset, now: i64, report: &mut Re
         loop {
             let page = eval.app.store.scroll_with_vectors(scope.clone(), from, 1000).await?;
             for ((_, record), v) in page.records.iter().zip(page.vectors) {
-                if dataset.truth_of(&record.event.source_id, &record.event.event_id).is_some_and(|t| {
-                    t.allowed_for.contains(&Purpose::FeedRanking)
-                }) {
+                if dataset
+                    .truth_of(&record.event.source_id, &record.event.event_id)
+                    .is_some_and(|t| t.allowed_for.contains(&Purpose::FeedRanking))
+                {
                     vectors.push(v);
                 }
             }
@@ -224,7 +228,9 @@ pub async fn run(eval: &EvalEngine, dataset: &Dataset, now: i64, report: &mut Re
             .iter()
             .filter(|e| {
                 e.custom_data.properties.get("travel_date").is_some_and(|d| *d >= today && *d <= horizon)
-                    && dataset.truth_of(&e.source_id, &e.event_id).is_some_and(|t| t.allowed_for.contains(&Purpose::ChatAssistant))
+                    && dataset
+                        .truth_of(&e.source_id, &e.event_id)
+                        .is_some_and(|t| t.allowed_for.contains(&Purpose::ChatAssistant))
             })
             .map(|e| (e.source_id.clone(), e.event_id.clone()))
             .collect();
@@ -253,9 +259,9 @@ pub async fn run(eval: &EvalEngine, dataset: &Dataset, now: i64, report: &mut Re
         found += upcoming.intersection(&returned).count();
         for (source, event) in &returned {
             shown += 1;
-            let ok = dataset.truth_of(source, event).is_some_and(|t| {
-                &t.user_id == uid && !t.ldu && t.allowed_for.contains(&Purpose::ChatAssistant)
-            });
+            let ok = dataset
+                .truth_of(source, event)
+                .is_some_and(|t| &t.user_id == uid && !t.ldu && t.allowed_for.contains(&Purpose::ChatAssistant));
             leaks += usize::from(!ok);
         }
     }
