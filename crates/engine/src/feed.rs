@@ -19,6 +19,7 @@ use ce_core::domain::{AccessRecord, AccessedEvent, ContextQuery, EventRecord, Pr
 use ce_core::policy::{post_check, retrieval_scope, ConsentSnapshot, PostCheck};
 use ce_core::rank::{self, feed, proactive, Candidate, Group, Ranking};
 use ce_metrics::metrics;
+use ce_screen::{InjectionHead, Screener};
 
 use super::{micros, ContextStats, Engine, EngineError};
 
@@ -252,23 +253,25 @@ impl Engine {
     }
 
     /// Whether an event's text may be shown (as evidence): not flagged by
-    /// the learned head at ingest nor by the rules now.
-    fn shown_clean(&self, point: &ActivityPoint) -> bool {
-        let learned = self.head.as_deref().is_some_and(|h| {
+    /// the learned head at ingest nor by the rules now. CPU work: called on
+    /// the blocking pool.
+    fn shown_clean(screener: &dyn Screener, head: Option<&InjectionHead>, point: &ActivityPoint) -> bool {
+        let learned = head.is_some_and(|h| {
             let p = point
                 .record
                 .injection_score
                 .or_else(|| (point.vector.len() == h.dimension()).then(|| h.probability(&point.vector)));
             p.is_some_and(|p| p >= h.threshold())
         });
-        !learned && !self.screener.screen(&point.record.text).flagged()
+        !learned && !screener.screen(&point.record.text).flagged()
     }
 
     /// Item vectors, from the bounded item cache where the same text was
     /// embedded before; the others in one batched call.
     async fn item_vectors(&self, items: &[FeedItem]) -> Result<(Vec<Arc<Vec<f32>>>, usize, usize), EngineError> {
         let keys: Vec<[u8; 32]> = items.iter().map(|i| Sha256::digest(i.text.as_bytes()).into()).collect();
-        let mut out: Vec<Option<Arc<Vec<f32>>>> = keys.iter().map(|k| self.item_cache.get(k)).collect();
+        let mut out: Vec<Option<Arc<Vec<f32>>>> =
+            keys.iter().map(|k| self.item_cache.as_ref().and_then(|c| c.get(k))).collect();
         let mut missing: Vec<usize> = Vec::new();
         let mut first_of: HashMap<[u8; 32], usize> = HashMap::new();
         for (i, slot) in out.iter().enumerate() {
@@ -279,12 +282,18 @@ impl Engine {
         }
         let cached = items.len() - out.iter().filter(|s| s.is_none()).count();
         if !missing.is_empty() {
-            let texts = missing.iter().map(|&i| items[i].text.clone()).collect();
-            let vectors = self.embedder.embed(texts).await?;
-            for (&i, vector) in missing.iter().zip(vectors) {
-                let vector = Arc::new(vector);
-                self.item_cache.insert(keys[i], vector.clone());
-                out[i] = Some(vector);
+            // In requests of at most `max_embed_texts`, one after another, so
+            // queries and ingests queued behind a large ranking get in between.
+            for chunk in missing.chunks(self.limits.max_embed_texts.max(1)) {
+                let texts = chunk.iter().map(|&i| items[i].text.clone()).collect();
+                let vectors = self.embedder.embed(texts).await?;
+                for (&i, vector) in chunk.iter().zip(vectors) {
+                    let vector = Arc::new(vector);
+                    if let Some(cache) = &self.item_cache {
+                        cache.insert(keys[i], vector.clone());
+                    }
+                    out[i] = Some(vector);
+                }
             }
             for i in 0..out.len() {
                 if out[i].is_none() {
@@ -360,13 +369,13 @@ impl Engine {
         if activity.is_empty() {
             metrics().consent_denials.with_label_values(&["rank_items"]).inc();
         }
-        let activity: Vec<ActivityPoint> = activity.into_iter().filter(|p| self.shown_clean(p)).collect();
-        stats.events_considered = activity.len();
-
         let t = Instant::now();
         let ranking = self.ranking;
         let items = request.items;
+        let (screener, head) = (self.screener.clone(), self.head.clone());
         let (items, activity, scores) = tokio::task::spawn_blocking(move || {
+            let activity: Vec<ActivityPoint> =
+                activity.into_iter().filter(|p| Self::shown_clean(&*screener, head.as_deref(), p)).collect();
             let inputs: Vec<feed::ItemInput<'_>> = items
                 .iter()
                 .zip(&vectors)
@@ -380,21 +389,30 @@ impl Engine {
         .await
         .map_err(|e| EngineError::Store(ce_store::StoreError::Backend { operation: "rank", message: e.to_string() }))?;
         stats.score_us = micros(t);
+        stats.events_considered = activity.len();
 
         let mut answer = RankItemsAnswer::default();
+        // Every event whose text or similarity an answer discloses: each
+        // item's best match (its similarity is returned) and the evidence.
+        // The affinities are shares of the whole permitted activity, not
+        // attributable to single events, and are not itemised.
         let mut disclosed: BTreeMap<Uuid, AccessedEvent> = BTreeMap::new();
+        let accessed = |point: &ActivityPoint| AccessedEvent {
+            source_id: point.record.event.source_id.clone(),
+            event_id: point.record.event.event_id.clone(),
+            consent_version: point.consent_version,
+        };
         for (rank, i) in feed::order(&scores).into_iter().enumerate() {
             let s = &scores[i];
+            if let Some(best) = s.best {
+                disclosed.entry(activity[best].id).or_insert_with(|| accessed(&activity[best]));
+            }
             let evidence = if rank < evidence_items {
                 s.evidence
                     .iter()
                     .map(|&(e, similarity, recency)| {
                         let point = &activity[e];
-                        disclosed.entry(point.id).or_insert_with(|| AccessedEvent {
-                            source_id: point.record.event.source_id.clone(),
-                            event_id: point.record.event.event_id.clone(),
-                            consent_version: point.consent_version,
-                        });
+                        disclosed.entry(point.id).or_insert_with(|| accessed(point));
                         Evidence {
                             text: block::sanitize(&point.record.text),
                             provenance: provenance(point),

@@ -259,7 +259,7 @@ pub struct Engine {
     /// Feed item vectors by SHA-256 of the item text (items are the
     /// orchestrator's catalogue, not a person's data, so the cache is
     /// shared across people).
-    item_cache: quick_cache::sync::Cache<[u8; 32], Arc<Vec<f32>>>,
+    item_cache: Option<quick_cache::sync::Cache<[u8; 32], Arc<Vec<f32>>>>,
 }
 
 /// Stripes of `Engine::fences`: erasures and consent changes are rare, so
@@ -352,7 +352,7 @@ impl Engine {
             query_cache: (config.query_cache > 0).then(|| quick_cache::sync::Cache::new(config.query_cache)),
             consent_lock: tokio::sync::Mutex::new(()),
             fences: (0..FENCE_STRIPES).map(|_| tokio::sync::RwLock::new(())).collect(),
-            item_cache: quick_cache::sync::Cache::new(config.item_cache.max(1)),
+            item_cache: (config.item_cache > 0).then(|| quick_cache::sync::Cache::new(config.item_cache)),
         }
     }
 

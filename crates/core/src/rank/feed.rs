@@ -44,7 +44,10 @@ pub struct ActivityInput<'a> {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ItemScore {
     pub score: f32,
+    /// Cosine to the best-matching event; 0 when no event matches.
     pub similarity: f32,
+    /// That event (an activity index), when one matches.
+    pub best: Option<usize>,
     pub category_affinity: f32,
     pub source_affinity: f32,
     /// Up to `evidence` events, best weighted similarity first:
@@ -116,8 +119,11 @@ pub fn score_items(
                     }
                 },
             );
-            out.similarity = top.2;
             let weighted = top.1.max(0.0);
+            if weighted > 0.0 {
+                out.similarity = top.2;
+                out.best = Some(top.0);
+            }
             if !item.category.trim().is_empty() {
                 let key = category_key(item.category);
                 let share: f32 =
@@ -204,6 +210,7 @@ mod tests {
         let scores = score_items(&items, &activity, &RankingOptions::default(), NOW, 2);
         assert_eq!(order(&scores), [1, 0], "the recent interest ranks first: {scores:?}");
         assert_eq!(scores[1].evidence[0].0, 0);
+        assert_eq!(scores[1].best, Some(0));
         assert!((scores[1].similarity - dot(&boots, &hiking)).abs() < 1e-6);
         assert!(scores.iter().all(|s| (0.0..=1.0).contains(&s.score)));
     }
@@ -232,7 +239,7 @@ mod tests {
         let v = unit(&[1.0]);
         let items = vec![ItemInput { vector: &v, category: "x", source_id: "y" }; 3];
         let scores = score_items(&items, &[], &RankingOptions::default(), NOW, 3);
-        assert!(scores.iter().all(|s| s.score == 0.0 && s.evidence.is_empty()));
+        assert!(scores.iter().all(|s| s.score == 0.0 && s.evidence.is_empty() && s.best.is_none()));
         assert_eq!(order(&scores), [0, 1, 2]);
     }
 
