@@ -374,6 +374,8 @@ pub fn rank_items_to_pb(a: RankItemsAnswer) -> pb::RankItemsResponse {
             fetch_us: a.stats.fetch_us,
             score_us: a.stats.score_us,
             total_us: a.stats.total_us,
+            consent_removed: n(a.stats.consent_removed),
+            activity_truncated: a.stats.activity_truncated,
         }),
     }
 }

@@ -35,7 +35,8 @@ pub const MAX_EVIDENCE_PER_ITEM: usize = 10;
 pub const DEFAULT_EVIDENCE_ITEMS: usize = 10;
 pub const DEFAULT_EVIDENCE_PER_ITEM: usize = 3;
 /// Most events of one person read for one call (most people have far
-/// fewer; past it the oldest-by-id page boundary cuts, reported in stats).
+/// fewer; past it, the first 5,000 in point-id order, an arbitrary subset,
+/// are used and `activity_truncated` says so).
 pub const MAX_ACTIVITY: usize = 5000;
 /// Horizon / look-back of proactive context, days.
 pub const DEFAULT_DAYS: u32 = 30;
@@ -84,6 +85,12 @@ pub struct RankedItem {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RankItemsStats {
     pub events_considered: usize,
+    /// Events the consent post-check removed: 0 unless the store's filter
+    /// failed (each also raises an alarm).
+    pub consent_removed: usize,
+    /// The person had more than [`MAX_ACTIVITY`] permitted events; the
+    /// scores come from the first 5,000 in point-id order.
+    pub activity_truncated: bool,
     pub items_embedded: usize,
     pub items_cached: usize,
     pub embed_us: u64,
@@ -127,6 +134,16 @@ pub struct ProactiveAnswer {
     pub items: Vec<ProactiveItem>,
     pub rendered_context: String,
     pub stats: ContextStats,
+}
+
+/// What `permitted_activity` read.
+struct Activity {
+    snapshot: ConsentSnapshot,
+    points: Vec<ActivityPoint>,
+    /// Events the post-check removed (a broken store filter; alarmed).
+    removed: usize,
+    /// More than [`MAX_ACTIVITY`] events were permitted; the rest unread.
+    truncated: bool,
 }
 
 /// One permitted event with its vector and the grant version that lets it out.
@@ -188,7 +205,8 @@ impl Engine {
         &self,
         user_id: &str,
         purpose: Purpose,
-    ) -> Result<(ConsentSnapshot, Vec<ActivityPoint>), EngineError> {
+        stage: &'static str,
+    ) -> Result<Activity, EngineError> {
         let snapshot = self.snapshots(vec![user_id.to_string()]).await?.remove(user_id).unwrap_or_default();
         let query = ContextQuery {
             user_id: user_id.to_string(),
@@ -202,27 +220,37 @@ impl Engine {
             max_tokens: 0,
         };
         let Some((scope, permitted)) = retrieval_scope(&query, &snapshot) else {
-            return Ok((snapshot, Vec::new()));
+            // Nothing is permitted for the purpose: a consent denial.
+            metrics().consent_denials.with_label_values(&[stage]).inc();
+            return Ok(Activity { snapshot, points: Vec::new(), removed: 0, truncated: false });
         };
-        let mut points = Vec::new();
+        let (mut points, mut removed, mut truncated) = (Vec::new(), 0, false);
         let mut from = None;
         loop {
             let page = self.store.scroll_with_vectors(scope.clone(), from, 1000).await?;
             for ((id, record), vector) in page.records.into_iter().zip(page.vectors) {
                 let verdict = post_check(user_id, &permitted, &record.event.user_id, &record.event.source_id);
                 let PostCheck::Allowed { consent_version } = verdict else {
+                    // The store filter should have made this impossible.
                     tracing::error!(alarm = "consent_post_check", ?verdict, point = %id, "event dropped");
+                    removed += 1;
                     continue;
                 };
                 points.push(ActivityPoint { id, record, vector, consent_version });
             }
             from = page.next;
-            if from.is_none() || points.len() >= MAX_ACTIVITY {
+            if from.is_none() {
+                break;
+            }
+            if points.len() >= MAX_ACTIVITY {
+                truncated = true;
                 break;
             }
         }
+        truncated |= points.len() > MAX_ACTIVITY;
         points.truncate(MAX_ACTIVITY);
-        Ok((snapshot, points))
+        metrics().consent_post_check_removed.inc_by(removed as u64);
+        Ok(Activity { snapshot, points, removed, truncated })
     }
 
     /// Writes the access record of a call that disclosed `events` (none for
@@ -364,11 +392,10 @@ impl Engine {
 
         let _fence = self.fence(&request.user_id).read().await;
         let t = Instant::now();
-        let (snapshot, activity) = self.permitted_activity(&request.user_id, purpose).await?;
+        let Activity { snapshot, points: activity, removed, truncated, .. } =
+            self.permitted_activity(&request.user_id, purpose, "rank_items").await?;
         stats.fetch_us = micros(t);
-        if activity.is_empty() {
-            metrics().consent_denials.with_label_values(&["rank_items"]).inc();
-        }
+        (stats.consent_removed, stats.activity_truncated) = (removed, truncated);
         let t = Instant::now();
         let ranking = self.ranking;
         let items = request.items;
@@ -481,11 +508,10 @@ impl Engine {
         let _fence = self.fence(&request.user_id).read().await;
         let mut stats = ContextStats::default();
         let t = Instant::now();
-        let (snapshot, activity) = self.permitted_activity(&request.user_id, purpose).await?;
+        let Activity { snapshot, points: activity, removed, .. } =
+            self.permitted_activity(&request.user_id, purpose, "get_proactive_context").await?;
         stats.search_us = micros(t);
-        if activity.is_empty() {
-            metrics().consent_denials.with_label_values(&["get_proactive_context"]).inc();
-        }
+        stats.consent_removed = removed;
         stats.candidates = activity.len();
 
         let t = Instant::now();

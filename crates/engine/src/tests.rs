@@ -245,11 +245,13 @@ async fn feed_and_proactive_post_check_what_a_broken_filter_lets_through() {
     let ids: Vec<&str> = ranked.items[0].evidence.iter().map(|e| e.provenance.event_id.as_str()).collect();
     assert_eq!(ids, ["mine"]);
     assert_eq!(ranked.stats.events_considered, 1);
+    assert_eq!(ranked.stats.consent_removed, 2, "the other person's and the chat-only event");
     let proactive =
         feed::ProactiveRequest { user_id: "u1".into(), purpose: Some(Purpose::FeedRanking), ..Default::default() };
     let answer = f.engine.proactive_context(proactive, NOW).await.unwrap();
     let ids: Vec<&str> = answer.items.iter().map(|i| i.snippet.provenance.event_id.as_str()).collect();
     assert_eq!(ids, ["mine"]);
+    assert_eq!(answer.stats.consent_removed, 2);
     let log = f.store.access.lock().clone();
     assert!(log.iter().all(|r| r.user_id == "u1" && r.events.iter().all(|e| e.event_id == "mine")), "{log:?}");
 }

@@ -140,8 +140,8 @@ impl Metrics {
             ),
             consent_denials: counter_vec(
                 "context_engine_consent_denials_total",
-                "events refused for lack of consent (stage=ingest), context calls for an unpermitted purpose \
-                 (stage=get_context)",
+                "events refused for lack of consent (stage=ingest), calls for a purpose nothing is permitted \
+                 for (stage=get_context, rank_items, get_proactive_context)",
                 &["stage"],
             ),
             consent_post_check_removed: counter(
