@@ -520,38 +520,29 @@ impl Engine {
             let acts: Vec<proactive::ActivityInput<'_>> =
                 activity.iter().map(|p| proactive::ActivityInput { record: &p.record, vector: &p.vector }).collect();
             let picks = proactive::select(&acts, now, horizon, recent);
-            // Only the picked events become candidates; group g is pick g.
-            let mut index: HashMap<usize, usize> = HashMap::new();
-            let mut candidates = Vec::new();
-            let mut groups = Vec::with_capacity(picks.len());
-            for pick in &picks {
-                let members: Vec<usize> = pick
-                    .members
-                    .iter()
-                    .take(1)
-                    .map(|&a| {
-                        *index.entry(a).or_insert_with(|| {
-                            let p = &activity[a];
-                            candidates.push(Candidate {
-                                point_id: p.id.to_string(),
-                                record: p.record.clone(),
-                                vector: p.vector.clone(),
-                                dense_rank: None,
-                                sparse_rank: None,
-                                sparse_score: None,
-                                consent_version: p.consent_version,
-                            });
-                            candidates.len() - 1
-                        })
-                    })
-                    .collect();
-                // Only the shown event is the group: the rest of an
-                // interest's cluster may come from other sources, so they
-                // are named in the access record below, not as repeats.
-                let _ = members;
-                let shown = index[&pick.members[0]];
-                groups.push(Group { members: vec![shown], score: pick.score, note: proactive::note(pick, &acts, now) });
-            }
+            // The shown event of pick g is candidate g and group g. The rest
+            // of an interest's cluster may come from other sources, so it is
+            // named in the access record below, not collapsed as repeats.
+            let candidates: Vec<Candidate> = picks
+                .iter()
+                .map(|pick| {
+                    let p = &activity[pick.members[0]];
+                    Candidate {
+                        point_id: p.id.to_string(),
+                        record: p.record.clone(),
+                        vector: p.vector.clone(),
+                        dense_rank: None,
+                        sparse_rank: None,
+                        sparse_score: None,
+                        consent_version: p.consent_version,
+                    }
+                })
+                .collect();
+            let groups: Vec<Group> = picks
+                .iter()
+                .enumerate()
+                .map(|(g, pick)| Group { members: vec![g], score: pick.score, note: proactive::note(pick, &acts, now) })
+                .collect();
             let rank_us = micros(t);
             let ranking = Ranking { candidates, order: (0..groups.len()).collect(), groups, ..Default::default() };
             let packed =

@@ -187,9 +187,10 @@ impl InjectionHead {
     }
 }
 
-/// 8 independent lanes, so the reduction vectorises (a plain `sum` keeps
-/// the sequential order floating point demands and does not).
-fn dot(a: &[f32], b: &[f32]) -> f32 {
+/// Dot product with 8 independent lanes, so the reduction vectorises (a
+/// plain `sum` keeps the sequential order floating point demands and does
+/// not). Shared with feed ranking (`ce-core::rank::feed`).
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0.0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
     let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();

@@ -38,15 +38,15 @@ use uuid::Uuid;
 
 use crate::journal::{self, Journal};
 use crate::payload::{
-    access_indexes, access_payload, consent_indexes, consent_payload, consent_point_id, event_indexes, event_payload,
-    from_payload, scope_filter_json, user_filter_json, users_filter_json,
+    access_indexes, access_payload, consent_indexes, consent_payload, consent_point_id, event_indexes, event_page,
+    event_payload, from_payload, scope_filter_json, user_filter_json, users_filter_json,
 };
 use crate::{
     AccessLog, Candidates, CollectionKind, ConsentLedger, EventStore, Page, PurgeState, RawPoint, RawStore,
     ScoredRecord, SearchRequest, StoreError, StoreManifest, StoredPoint, VectorStore, DENSE_VECTOR, SCHEMA_VERSION,
     SPARSE_VECTOR,
 };
-use ce_core::domain::{AccessRecord, ConsentGrant, EventRecord, RetrievalMode, Scope};
+use ce_core::domain::{AccessRecord, ConsentGrant, RetrievalMode, Scope};
 
 #[derive(Debug, Clone)]
 pub struct EdgeOptions {
@@ -1086,18 +1086,7 @@ impl EdgeStore {
             request["offset"] = json!(from.to_string());
         }
         let (rows, next) = self.activity.scroll_vectors(request).await?;
-        let mut page = Page { next, ..Default::default() };
-        for row in rows {
-            let id = row.id;
-            page.records.push((id, from_payload::<EventRecord>(&id.to_string(), row.payload)?));
-            if vectors {
-                page.vectors.push(row.vector.ok_or_else(|| StoreError::CorruptPayload {
-                    id: id.to_string(),
-                    message: "no dense vector".into(),
-                })?);
-            }
-        }
-        Ok(page)
+        event_page(rows.into_iter().map(|row| (row.id, row.vector, row.payload)), next, vectors)
     }
 }
 

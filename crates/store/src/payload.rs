@@ -93,6 +93,28 @@ pub fn from_payload<T: DeserializeOwned>(id: &str, mut payload: Map<String, Valu
     .map_err(|e| StoreError::CorruptPayload { id: id.to_string(), message: e.to_string() })
 }
 
+/// A page of event points from scrolled rows `(id, dense vector, payload)`;
+/// with `vectors`, every row must carry its vector.
+pub fn event_page(
+    rows: impl IntoIterator<Item = (Uuid, Option<Vec<f32>>, Map<String, Value>)>,
+    next: Option<Uuid>,
+    vectors: bool,
+) -> Result<crate::Page, StoreError> {
+    let mut page = crate::Page { next, ..Default::default() };
+    for (id, vector, payload) in rows {
+        page.records.push((id, from_payload::<EventRecord>(&id.to_string(), payload)?));
+        if vectors {
+            page.vectors.push(
+                vector.ok_or_else(|| StoreError::CorruptPayload {
+                    id: id.to_string(),
+                    message: "no dense vector".into(),
+                })?,
+            );
+        }
+    }
+    Ok(page)
+}
+
 /// Ledger point id: one point per `(user, source, purpose)`.
 pub fn consent_point_id(grant: &ConsentGrant) -> Uuid {
     ce_core::domain::point_id(

@@ -40,14 +40,14 @@ use uuid::Uuid;
 
 use crate::edge::bm25;
 use crate::payload::{
-    access_indexes, access_payload, consent_indexes, consent_payload, consent_point_id, event_indexes, event_payload,
-    from_payload, scope_filter_json, user_filter_json, users_filter_json,
+    access_indexes, access_payload, consent_indexes, consent_payload, consent_point_id, event_indexes, event_page,
+    event_payload, from_payload, scope_filter_json, user_filter_json, users_filter_json,
 };
 use crate::{
     AccessLog, Candidates, CollectionKind, ConsentLedger, EventStore, Page, PurgeState, RawPoint, RawStore,
     ScoredRecord, SearchRequest, StoreError, StoreManifest, StoredPoint, VectorStore, DENSE_VECTOR, SPARSE_VECTOR,
 };
-use ce_core::domain::{AccessRecord, ConsentGrant, EventRecord, RetrievalMode, Scope};
+use ce_core::domain::{AccessRecord, ConsentGrant, RetrievalMode, Scope};
 
 /// How to reach and lay out the server's collections.
 #[derive(Clone)]
@@ -573,17 +573,7 @@ impl QdrantStore {
         }
         let filter = grpc_filter(&scope_filter_json(&scope))?;
         let (rows, next) = self.scroll_raw(&self.activity, Some(filter), from, limit, vectors).await?;
-        let mut page = Page { next, ..Default::default() };
-        for (id, vector, payload) in rows {
-            page.records.push((id, from_payload::<EventRecord>(&id.to_string(), payload)?));
-            if vectors {
-                page.vectors.push(vector.ok_or_else(|| StoreError::CorruptPayload {
-                    id: id.to_string(),
-                    message: "no dense vector".into(),
-                })?);
-            }
-        }
-        Ok(page)
+        event_page(rows, next, vectors)
     }
 
     /// As `scroll_raw`, hearing from `replicas` replicas of each shard.

@@ -19,6 +19,7 @@
 use super::options::RankingOptions;
 use super::score::recency_weight;
 use crate::domain::EventRecord;
+use ce_screen::learned::dot;
 
 /// Weights of the three signals; they sum to 1 so scores stay in [0, 1].
 pub const SIMILARITY_WEIGHT: f32 = 0.8;
@@ -53,19 +54,6 @@ pub struct ItemScore {
     /// Up to `evidence` events, best weighted similarity first:
     /// (activity index, cosine, recency weight).
     pub evidence: Vec<(usize, f32, f32)>,
-}
-
-/// 8 lanes so the compiler vectorises the reduction.
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
-    for (x, y) in ca.zip(cb) {
-        for k in 0..8 {
-            acc[k] += x[k] * y[k];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
 }
 
 /// "Footwear > Running" matches "running" and "footwear > running".
