@@ -202,7 +202,24 @@ async fn conformance(backend: &Backend, fx: &Fixture) {
     assert_eq!(ids(&found.dense)[0], "a1", "{name}: dense top hit");
     assert!(!found.sparse.is_empty(), "{name}: hybrid has a sparse list");
     assert!(found.dense.iter().chain(&found.sparse).all(|h| h.record.event.user_id == "c-ann"), "{name}");
-    assert!(found.dense.iter().all(|h| h.vector.len() == 384), "{name}: hits carry vectors");
+    assert!(found.dense.iter().chain(&found.sparse).all(|h| h.vector.len() == 384), "{name}: hits carry vectors");
+    // A point both lists name (each point is read once) carries the same
+    // record and vector in both, and each list keeps its own score.
+    let mut shared = 0;
+    for d in &found.dense {
+        if let Some(s) = found.sparse.iter().find(|s| s.id == d.id) {
+            shared += 1;
+            assert_eq!(d.record, s.record, "{name}: {}", d.id);
+            assert_eq!(d.vector, s.vector, "{name}: {}", d.id);
+            assert_ne!(d.score, s.score, "{name}: cosine and BM25 scores differ");
+        }
+    }
+    assert!(shared > 0, "{name}: the two lists share the boots purchase");
+    let fx_vector = |id: &str| fx.points.iter().find(|p| p.record.event.event_id == id).map(|p| p.vector.clone());
+    for hit in found.dense.iter().chain(&found.sparse) {
+        let want = fx_vector(&hit.record.event.event_id).expect("a fixture point");
+        assert!(hit.vector.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-5), "{name}: {} its own vector", hit.id);
+    }
     let q = "Quorvath";
     let sparse = store.search(search(Vec::new(), q, ann.clone(), RetrievalMode::Sparse)).await.unwrap();
     assert!(sparse.dense.is_empty(), "{name}");

@@ -20,6 +20,7 @@
 //! shard (one `fdatasync` instead of a shard flush), and those shards are
 //! flushed at checkpoints; see [`super::journal`].
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -46,7 +47,7 @@ use crate::{
     ScoredRecord, SearchRequest, StoreError, StoreManifest, StoredPoint, VectorStore, DENSE_VECTOR, SCHEMA_VERSION,
     SPARSE_VECTOR,
 };
-use ce_core::domain::{AccessRecord, ConsentGrant, RetrievalMode, Scope};
+use ce_core::domain::{AccessRecord, ConsentGrant, EventRecord, RetrievalMode, Scope};
 
 #[derive(Debug, Clone)]
 pub struct EdgeOptions {
@@ -987,24 +988,6 @@ fn dense_of(vector: VectorStructInternal) -> Option<Vec<f32>> {
     }
 }
 
-fn scored(hits: Vec<ScoredPoint>) -> Result<Vec<ScoredRecord>, StoreError> {
-    hits.into_iter()
-        .map(|hit| {
-            let id = uuid_of(hit.id)?;
-            let vector = hit.vector.and_then(dense_of).unwrap_or_default();
-            if vector.is_empty() {
-                return Err(StoreError::CorruptPayload {
-                    id: id.to_string(),
-                    message: "hit without its dense vector".into(),
-                });
-            }
-            let payload = hit.payload.map(|p| p.0).unwrap_or_default().into_iter().collect();
-            let record = from_payload(&id.to_string(), payload)?;
-            Ok(ScoredRecord { id, score: hit.score, record, vector })
-        })
-        .collect()
-}
-
 #[async_trait]
 impl RawStore for EdgeStore {
     fn manifest(&self) -> &StoreManifest {
@@ -1114,9 +1097,12 @@ impl EventStore for EdgeStore {
         }
         .filter(|v| !v.indices.is_empty());
         let (limit, exact, vector) = (request.limit, request.exact, request.vector);
-        let (dense, sparse) = self
-            .activity
+        self.activity
             .run(move |shard| {
+                // Both lists are searched for ids and scores only; the points
+                // are then read once each. Reading a point (its payload parsed
+                // from JSON, its vector copied) is most of a search's cost, and
+                // the two lists usually share many points.
                 let search = |query: VectorInternal, using: &str| {
                     shard
                         .search(EdgeSearch {
@@ -1125,8 +1111,8 @@ impl EventStore for EdgeStore {
                             params: exact.then(|| SearchParams { exact: true, ..Default::default() }),
                             limit,
                             offset: 0,
-                            with_payload: Some(WithPayloadInterface::Bool(true)),
-                            with_vector: Some(WithVector::Selector(vec![DENSE_VECTOR.to_string()])),
+                            with_payload: Some(WithPayloadInterface::Bool(false)),
+                            with_vector: Some(WithVector::Bool(false)),
                             score_threshold: None,
                         })
                         .map_err(backend("search"))
@@ -1136,10 +1122,58 @@ impl EventStore for EdgeStore {
                     Some(query) => search(VectorInternal::Sparse(query), SPARSE_VECTOR)?,
                     None => Vec::new(),
                 };
-                Ok((dense, sparse))
+                // Each point once, with how many lists name it.
+                let mut ids: Vec<PointId> = Vec::with_capacity(dense.len() + sparse.len());
+                let mut uses: HashMap<PointId, usize> = HashMap::with_capacity(dense.len() + sparse.len());
+                for hit in dense.iter().chain(&sparse) {
+                    let n = uses.entry(hit.id).or_insert(0);
+                    if *n == 0 {
+                        ids.push(hit.id);
+                    }
+                    *n += 1;
+                }
+                let points = shard
+                    .retrieve(
+                        &ids,
+                        Some(WithPayloadInterface::Bool(true)),
+                        Some(WithVector::Selector(vec![DENSE_VECTOR.to_string()])),
+                    )
+                    .map_err(backend("retrieve"))?;
+                let mut read: HashMap<PointId, (usize, EventRecord, Vec<f32>)> = HashMap::with_capacity(points.len());
+                for point in points {
+                    let id = uuid_of(point.id)?;
+                    let vector = point.vector.and_then(dense_of).unwrap_or_default();
+                    if vector.is_empty() {
+                        return Err(StoreError::CorruptPayload {
+                            id: id.to_string(),
+                            message: "point without its dense vector".into(),
+                        });
+                    }
+                    let record = from_payload(&id.to_string(), point.payload.map(|p| p.0).unwrap_or_default())?;
+                    read.insert(point.id, (uses.get(&point.id).copied().unwrap_or(1), record, vector));
+                }
+                // A point deleted between the search and the read is left
+                // out: a deletion always wins.
+                let mut list = |hits: Vec<ScoredPoint>| -> Result<Vec<ScoredRecord>, StoreError> {
+                    let mut out = Vec::with_capacity(hits.len());
+                    for hit in hits {
+                        let Some((left, record, vector)) = read.get_mut(&hit.id) else { continue };
+                        // The last list to name a point takes it; an earlier
+                        // one takes a copy.
+                        *left -= 1;
+                        let (record, vector) = if *left == 0 {
+                            let (_, record, vector) = read.remove(&hit.id).expect("present");
+                            (record, vector)
+                        } else {
+                            (record.clone(), vector.clone())
+                        };
+                        out.push(ScoredRecord { id: uuid_of(hit.id)?, score: hit.score, record, vector });
+                    }
+                    Ok(out)
+                };
+                Ok(Candidates { dense: list(dense)?, sparse: list(sparse)? })
             })
-            .await?;
-        Ok(Candidates { dense: scored(dense)?, sparse: scored(sparse)? })
+            .await
     }
 
     async fn count(&self, scope: Scope) -> Result<usize, StoreError> {
