@@ -53,8 +53,9 @@ pub struct ModelArgs {
     /// be opened (auto), BLAS required, portable kernels, or candle's.
     #[arg(long, env = "CONTEXT_ENGINE_CPU_KERNELS", value_enum, default_value = "auto")]
     pub cpu_kernels: CpuKernels,
-    /// Arithmetic of the CPU kernels' dense layers: f32 (auto), bf16x3
-    /// (Intel AMX, f32 parity), or bf16 (AMX, fastest, lower parity).
+    /// Arithmetic of the CPU kernels' dense layers: auto (bf16 where the CPU
+    /// multiplies bf16 in hardware, else f32), f32, bf16x3 (Intel AMX, f32
+    /// parity), or bf16 (AMX or AVX-512 BF16; parity 0.99997).
     #[arg(long, env = "CONTEXT_ENGINE_CPU_PRECISION", value_enum, default_value = "auto")]
     pub cpu_precision: CpuPrecision,
     /// Threads of the CPU forward pass (0 = one per core).

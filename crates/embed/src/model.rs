@@ -18,7 +18,7 @@ use candle_nn::VarBuilder;
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
 use crate::candle_bert::{mean_pool_normalize, Bert, BertConfig};
-use crate::options::{CpuKernels, ModelOptions};
+use crate::options::{CpuKernels, CpuPrecision, ModelOptions};
 use crate::{EmbedError, Embedder};
 
 enum Forward {
@@ -94,8 +94,14 @@ impl BertEmbedder {
             if config.hidden_act != "gelu" {
                 return Err(load_err(&config_path, format!("unsupported hidden_act {:?}", config.hidden_act)));
             }
+            // An f32 kernel asked for by name (`--cpu-kernels blas|portable`)
+            // runs in f32 unless a precision is asked for too.
+            let precision = match (options.cpu_kernels, options.cpu_precision) {
+                (CpuKernels::Blas | CpuKernels::Portable, CpuPrecision::Auto) => CpuPrecision::F32,
+                (_, p) => p,
+            };
             Forward::Cpu(
-                bert_cpu::Model::load(cpu_config, &mut get, &choice, options.cpu_precision.into(), options.threads)
+                bert_cpu::Model::load(cpu_config, &mut get, &choice, precision.into(), options.threads)
                     .map_err(|e| load_err(&weights, e))?
                     .with_tuning(options.tuning),
             )

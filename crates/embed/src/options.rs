@@ -42,7 +42,8 @@ impl DeviceChoice {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum CpuPrecision {
-    /// f32 (bf16x3 only breaks even on our machines; README).
+    /// bf16 where the CPU multiplies bf16 in hardware (AMX, AVX-512 BF16),
+    /// else f32; f32 under `--cpu-kernels blas|portable` (README).
     #[default]
     Auto,
     /// f32 products (BLAS / packed AVX-512 kernels).
@@ -52,7 +53,9 @@ pub enum CpuPrecision {
     /// f32 accumulation; parity with f32 kept, see README).
     #[cfg_attr(feature = "clap", value(name = "bf16x3"))]
     Bf16x3,
-    /// AMX tiles on plain bf16 inputs: fastest, lower parity (README).
+    /// Plain bf16 inputs, f32 accumulation: AMX tiles, or AVX-512 BF16 dot
+    /// products on CPUs without AMX (AMD Zen 4/5). Fastest, lower parity
+    /// (README).
     #[cfg_attr(feature = "clap", value(name = "bf16"))]
     Bf16,
 }
