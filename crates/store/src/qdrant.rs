@@ -192,6 +192,20 @@ fn uuid_of(id: Option<PointId>) -> Result<Uuid, StoreError> {
     }
 }
 
+/// Recent write ids kept in a consent entry (see `put_consent_if`): a write
+/// is judged lost only if more writes than this land on the same entry
+/// between its write and its read-back.
+const CONSENT_WRITES_KEPT: usize = 16;
+
+/// The write ids of a consent entry's payload, oldest first.
+fn consent_writes(payload: &Map<String, Value>) -> Vec<String> {
+    payload
+        .get("writes")
+        .and_then(Value::as_array)
+        .map(|ids| ids.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
+}
+
 fn json_payload(payload: HashMap<String, qdrant::Value>) -> Map<String, Value> {
     Map::from(Payload::from(payload))
 }
@@ -577,6 +591,15 @@ impl QdrantStore {
     }
 
     /// As `scroll_raw`, hearing from `replicas` replicas of each shard.
+    /// The raw payload of one consent ledger entry, read as `consents`
+    /// reads (from every replica the ledger is written to).
+    async fn consent_entry(&self, id: Uuid) -> Result<Option<Map<String, Value>>, StoreError> {
+        let filter = Filter::must([Condition::has_id([point_id(id)])]);
+        let replicas = self.ledger_read_factor.load(std::sync::atomic::Ordering::SeqCst);
+        let (rows, _) = self.scroll_consistent(&self.consent, Some(filter), None, 1, false, replicas).await?;
+        Ok(rows.into_iter().next().map(|(_, _, payload)| payload))
+    }
+
     async fn scroll_consistent(
         &self,
         collection: &str,
@@ -872,9 +895,27 @@ impl ConsentLedger for QdrantStore {
     /// or `insert_only` for a new key; Qdrant does not say whether the
     /// point was written, so the entry is read back (from as many replicas
     /// as every ledger read) and compared.
+    /// Conditional write of one ledger entry. Whether *this* write applied
+    /// is told by a write id: each write appends a fresh one to the list of
+    /// recent write ids it read from the entry at `expected` (the condition
+    /// guarantees it applies only on that entry), and a later write carries
+    /// the list forward. Reading the entry back and comparing it with
+    /// `grant` cannot tell: another replica's write made right after ours
+    /// hides ours, and the engine would then apply its change twice.
     async fn put_consent_if(&self, grant: ConsentGrant, expected: Option<u64>) -> Result<bool, StoreError> {
         let id = consent_point_id(&grant);
-        let payload = consent_payload(&grant)?;
+        let current = self.consent_entry(id).await?;
+        let stored_version = current.as_ref().and_then(|p| p.get("version")).and_then(Value::as_u64);
+        if stored_version.is_some() && stored_version != expected {
+            return Ok(false);
+        }
+        let mut writes = current.as_ref().map(consent_writes).unwrap_or_default();
+        let write_id = Uuid::new_v4().to_string();
+        writes.push(write_id.clone());
+        let keep = writes.len().saturating_sub(CONSENT_WRITES_KEPT);
+        writes.drain(..keep);
+        let mut payload = consent_payload(&grant)?;
+        payload.insert("writes".into(), Value::from(writes));
         let point = PointStruct::new(point_id(id), no_vector(), Payload::from(payload));
         let mut request =
             UpsertPointsBuilder::new(self.consent.to_string(), vec![point]).wait(true).ordering(ordering());
@@ -897,12 +938,8 @@ impl ConsentLedger for QdrantStore {
         };
         let request = request.build();
         self.retry("put consent", || self.client.upsert_points(request.clone())).await?;
-        let stored = self
-            .consents(vec![grant.user_id.clone()])
-            .await?
-            .into_iter()
-            .find(|g| g.source_id == grant.source_id && g.purpose == grant.purpose);
-        Ok(stored.as_ref() == Some(&grant))
+        let after = self.consent_entry(id).await?;
+        Ok(after.as_ref().is_some_and(|p| consent_writes(p).contains(&write_id)))
     }
 
     async fn delete_consents(&self, user_id: String) -> Result<usize, StoreError> {
