@@ -19,11 +19,14 @@
 
 use crate::packed::TILE;
 
-/// Whether this CPU has AVX-512 BF16 (checked once; cheap after).
+/// Whether this CPU has AVX-512 BF16 (with the F and BW subsets the
+/// conversion uses); the checks are cached by std.
 pub fn available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512bf16")
+        std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512bf16")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -202,8 +205,8 @@ unsafe fn block<const R: usize>(
     let mut lo = [_mm512_setzero_ps(); R];
     let mut hi = [_mm512_setzero_ps(); R];
     for p in 0..kp {
-        // 4 KiB ahead (the prefetcher stops at page ends); wrapping: the
-        // address may lie past the tile.
+        // 2 KiB ahead (the hardware prefetcher stops at page ends);
+        // wrapping: the address may lie past the tile.
         _mm_prefetch::<_MM_HINT_T0>(tile.wrapping_add((p + 16) * TILE) as *const i8);
         let w0: __m512bh = std::mem::transmute(_mm512_loadu_si512(tile.add(p * TILE) as *const __m512i));
         let w1: __m512bh = std::mem::transmute(_mm512_loadu_si512(tile.add(p * TILE + 16) as *const __m512i));

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use ce_core::domain::{AccessRecord, ConsentGrant, RetrievalMode, Scope, SourceScope};
+use ce_core::domain::{AccessRecord, ConsentGrant, RetrievalMode, Scope};
 use ce_core::rank::CountTokens;
 use ce_embed::{EmbedError, Embedder};
 use ce_store::{
@@ -77,23 +77,7 @@ impl MemoryStore {
 }
 
 fn in_scope(scope: &Scope, point: &StoredPoint) -> bool {
-    let event = &point.record.event;
-    if event.user_id != scope.user_id() {
-        return false;
-    }
-    if let SourceScope::Only(sources) = scope.sources() {
-        if !sources.contains(&event.source_id) {
-            return false;
-        }
-    }
-    if !scope.event_names.is_empty() && !scope.event_names.contains(&event.event_name) {
-        return false;
-    }
-    if !scope.event_families.is_empty() && !scope.event_families.iter().any(|f| f == event.family().as_str()) {
-        return false;
-    }
-    let window = scope.time_window;
-    window.start.is_none_or(|s| event.event_time >= s) && window.end.is_none_or(|e| event.event_time <= e)
+    scope.admits(&point.record.event)
 }
 
 fn dot(a: &[f32], b: &[f32]) -> f32 {

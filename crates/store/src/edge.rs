@@ -1096,7 +1096,7 @@ impl EventStore for EdgeStore {
             RetrievalMode::Dense => None,
         }
         .filter(|v| !v.indices.is_empty());
-        let (limit, exact, vector) = (request.limit, request.exact, request.vector);
+        let (limit, exact, vector, scope) = (request.limit, request.exact, request.vector, request.scope);
         self.activity
             .run(move |shard| {
                 // Both lists are searched for ids and scores only; the points
@@ -1149,11 +1149,19 @@ impl EventStore for EdgeStore {
                             message: "point without its dense vector".into(),
                         });
                     }
-                    let record = from_payload(&id.to_string(), point.payload.map(|p| p.0).unwrap_or_default())?;
+                    let record: EventRecord =
+                        from_payload(&id.to_string(), point.payload.map(|p| p.0).unwrap_or_default())?;
+                    // The read is not the search: an upsert between the two
+                    // may have moved the point out of the scope (a re-sent
+                    // event with another time or name). What the filter
+                    // would not pass now is left out.
+                    if !scope.admits(&record.event) {
+                        continue;
+                    }
                     read.insert(point.id, (uses.get(&point.id).copied().unwrap_or(1), record, vector));
                 }
-                // A point deleted between the search and the read is left
-                // out: a deletion always wins.
+                // A point deleted (or moved out of scope) between the search
+                // and the read is left out: a deletion always wins.
                 let mut list = |hits: Vec<ScoredPoint>| -> Result<Vec<ScoredRecord>, StoreError> {
                     let mut out = Vec::with_capacity(hits.len());
                     for hit in hits {

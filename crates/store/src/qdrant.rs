@@ -885,8 +885,13 @@ impl ConsentLedger for QdrantStore {
     }
 
     async fn put_consent(&self, grant: ConsentGrant) -> Result<(), StoreError> {
-        let payload = consent_payload(&grant)?;
-        let point = PointStruct::new(point_id(consent_point_id(&grant)), no_vector(), Payload::from(payload));
+        let id = consent_point_id(&grant);
+        let mut payload = consent_payload(&grant)?;
+        // Carried forward, so a conditional writer's read-back still finds
+        // its id (`put_consent_if`).
+        let writes = self.consent_entry(id).await?.as_ref().map(consent_writes).unwrap_or_default();
+        payload.insert("writes".into(), Value::from(writes));
+        let point = PointStruct::new(point_id(id), no_vector(), Payload::from(payload));
         self.upsert_points(&self.consent, vec![point]).await
     }
 
