@@ -31,6 +31,8 @@
 use std::arch::asm;
 use std::sync::OnceLock;
 
+use crate::bf16dot::to_bf16;
+
 /// How many bf16 products stand for one f32 product.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Split {
@@ -76,13 +78,6 @@ pub fn available() -> bool {
             false
         }
     })
-}
-
-/// f32 → bf16, rounding to nearest even (finite inputs).
-#[inline(always)]
-fn to_bf16(x: f32) -> u16 {
-    let b = x.to_bits();
-    (b.wrapping_add(0x7FFF + ((b >> 16) & 1)) >> 16) as u16
 }
 
 #[inline(always)]

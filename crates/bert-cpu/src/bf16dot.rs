@@ -17,7 +17,7 @@
 //! depth. A product's left operand is converted to bf16 rows once per
 //! product ([`convert_rows`]).
 
-use crate::packed::TILE;
+use crate::packed::{finish, row_block, TILE};
 
 /// Whether this CPU has AVX-512 BF16 (with the F and BW subsets the
 /// conversion uses); the checks are cached by std.
@@ -50,6 +50,15 @@ pub fn pairs(k: usize) -> usize {
     k.div_ceil(2)
 }
 
+/// Depths `2p` and `2p + 1` of `row` as one dword of bf16 values (the even
+/// depth in the low half; past an odd row's end, 0).
+#[inline(always)]
+fn pair(row: &[f32], p: usize) -> u32 {
+    let lo = to_bf16(row[2 * p]) as u32;
+    let hi = row.get(2 * p + 1).map_or(0, |&v| to_bf16(v) as u32);
+    lo | (hi << 16)
+}
+
 /// A weight packed for [`Bf16Weight::matmul`].
 pub struct Bf16Weight {
     n: usize,
@@ -70,9 +79,7 @@ impl Bf16Weight {
             let (t, jj) = (j / TILE, j % TILE);
             let row = &w[j * k..(j + 1) * k];
             for p in 0..kp {
-                let lo = to_bf16(row[2 * p]) as u32;
-                let hi = row.get(2 * p + 1).map_or(0, |&v| to_bf16(v) as u32);
-                data[(t * kp + p) * TILE + jj] = lo | (hi << 16);
+                data[(t * kp + p) * TILE + jj] = pair(row, p);
             }
         }
         Self { n, k, data }
@@ -126,9 +133,7 @@ pub fn convert_rows(a: &[f32], k: usize, out: &mut [u32]) {
     }
     for (row, dst) in a.chunks_exact(k).zip(out.chunks_exact_mut(kp)) {
         for (p, d) in dst.iter_mut().enumerate() {
-            let lo = to_bf16(row[2 * p]) as u32;
-            let hi = row.get(2 * p + 1).map_or(0, |&v| to_bf16(v) as u32);
-            *d = lo | (hi << 16);
+            *d = pair(row, p);
         }
     }
 }
@@ -169,11 +174,9 @@ unsafe fn matmul_avx512bf16(
         let tile = w.data.as_ptr().add(t * kp * TILE);
         let cols = TILE.min(w.n - t * TILE);
         let mut row = 0;
-        // Up to 12 rows per pass (24 zmm accumulators), blocks of near-equal
-        // size, as the f32 kernel does.
+        // Register blocks of up to 12 rows, as the f32 kernel's.
         while row < m {
-            let left = m - row;
-            let r = left.div_ceil(left.div_ceil(12));
+            let r = row_block(m - row);
             let (a, c) = (a.add(row * kp), c.add(row * ldc + t * TILE));
             macro_rules! go {
                 ($($n:literal)*) => {
@@ -230,14 +233,7 @@ unsafe fn block<const R: usize>(
             let mut acc = [0f32; TILE];
             _mm512_storeu_ps(acc.as_mut_ptr(), lo[r]);
             _mm512_storeu_ps(acc.as_mut_ptr().add(16), hi[r]);
-            let out = std::slice::from_raw_parts_mut(dst, cols);
-            if accumulate {
-                for (o, v) in out.iter_mut().zip(&acc) {
-                    *o += v;
-                }
-            } else {
-                out.copy_from_slice(&acc[..cols]);
-            }
+            finish(&acc, dst, cols, accumulate);
         }
     }
 }

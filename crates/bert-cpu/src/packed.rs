@@ -15,6 +15,30 @@
 /// Outputs per tile.
 pub const TILE: usize = 32;
 
+/// Rows of the next register block when `left` rows remain: at most 12 (24
+/// zmm accumulators), in blocks of near-equal size (256 rows: 11 and 12, not
+/// 21 × 12 and a slow 4).
+#[inline(always)]
+pub(crate) fn row_block(left: usize) -> usize {
+    left.div_ceil(left.div_ceil(12))
+}
+
+/// Writes (or adds) one row's accumulated tile, `cols` ≤ TILE values.
+///
+/// # Safety
+/// `c` must hold `cols` values no other thread writes meanwhile.
+#[inline(always)]
+pub(crate) unsafe fn finish(acc: &[f32; TILE], c: *mut f32, cols: usize, accumulate: bool) {
+    let out = std::slice::from_raw_parts_mut(c, cols);
+    if accumulate {
+        for (o, v) in out.iter_mut().zip(acc) {
+            *o += v;
+        }
+    } else {
+        out.copy_from_slice(&acc[..cols]);
+    }
+}
+
 /// `Default` is an empty matrix whose buffer [`repack_nk`](Self::repack_nk)
 /// and [`repack_kn`](Self::repack_kn) reuse (attention packs K and V for
 /// every text and head).
@@ -143,12 +167,10 @@ unsafe fn matmul_avx512(
         let tile = w.data.as_ptr().add(t * k * TILE);
         let cols = TILE.min(w.n - t * TILE);
         let mut row = 0;
-        // Up to 12 rows in one pass (24 zmm accumulators), so a chat query's
-        // rows read each weight tile once; more in blocks of near-equal size
-        // (256 rows: 11 and 12, not 21 × 12 and a slow 4).
+        // Up to 12 rows in one pass, so a chat query's rows read each weight
+        // tile once; more in blocks of near-equal size (`row_block`).
         while row < m {
-            let left = m - row;
-            let r = left.div_ceil(left.div_ceil(12));
+            let r = row_block(m - row);
             let (a, c) = (a.add(row * lda), c.add(row * ldc + t * TILE));
             macro_rules! go {
                 ($($n:literal)*) => {
@@ -195,21 +217,8 @@ unsafe fn matmul_avx2(
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::TILE;
+    use super::{finish, TILE};
     use std::arch::x86_64::*;
-
-    /// Writes (or adds) one row's accumulated tile, `cols` ≤ TILE values.
-    #[inline(always)]
-    unsafe fn finish(acc: &[f32; TILE], c: *mut f32, cols: usize, accumulate: bool) {
-        let out = std::slice::from_raw_parts_mut(c, cols);
-        if accumulate {
-            for (o, v) in out.iter_mut().zip(acc) {
-                *o += v;
-            }
-        } else {
-            out.copy_from_slice(&acc[..cols]);
-        }
-    }
 
     /// R rows × 32 outputs: 2·R zmm accumulators.
     #[target_feature(enable = "avx512f,avx2,fma")]
