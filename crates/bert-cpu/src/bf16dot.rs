@@ -287,6 +287,41 @@ mod tests {
         }
     }
 
+    /// Single-thread GFLOP/s of the kernel on the model's products with
+    /// many rows, all rows at once against chunks of rows (the model's
+    /// `ROW_CHUNK`): `cargo test --release -p bert-cpu --lib
+    /// bf16_rows_speed -- --ignored --nocapture` (run two at once to see
+    /// both cores share L3 and memory).
+    #[test]
+    #[ignore]
+    fn bf16_rows_speed() {
+        if !available() {
+            eprintln!("skipped: this CPU has no AVX-512 BF16");
+            return;
+        }
+        for (m, n, k) in [(256, 384, 1536), (4096, 384, 1536), (4096, 1536, 384)] {
+            let w: Vec<f32> = (0..n * k).map(|i| (i % 7) as f32 * 0.01).collect();
+            let a: Vec<f32> = (0..m * k).map(|i| (i % 5) as f32 * 0.01).collect();
+            let packed = Bf16Weight::new(&w, n, k);
+            let mut conv = vec![0u32; m * pairs(k)];
+            convert_rows(&a, k, &mut conv);
+            let mut c = vec![0f32; m * n];
+            let reps = 200 * 256 / m;
+            for chunk in [48, 96, 192, m] {
+                let t = std::time::Instant::now();
+                for _ in 0..reps {
+                    for r0 in (0..m).step_by(chunk) {
+                        let rows = chunk.min(m - r0);
+                        let (a, c) = (conv[r0 * pairs(k)..].as_ptr(), c[r0 * n..].as_mut_ptr());
+                        unsafe { packed.matmul(rows, a, c, n, 0..packed.tiles(), false) };
+                    }
+                }
+                let gflops = (reps * 2 * m * n * k) as f64 / t.elapsed().as_secs_f64() / 1e9;
+                eprintln!("{m} x {n} x {k}, chunks of {chunk} rows: {gflops:.0} GFLOP/s");
+            }
+        }
+    }
+
     /// The vectorised conversion rounds as the scalar one does.
     #[test]
     fn vector_and_scalar_conversions_agree() {
