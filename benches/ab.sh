@@ -4,6 +4,9 @@
 #   benches/ab.sh [--rounds N] [--clients C] [--seconds S] [--users U]
 #                 [--data-dir DIR] BINARY_A BINARY_B ...
 #
+# A binary given as BINARY@DIR serves DIR instead of --data-dir (each
+# build on a store it seeded itself, when builds lay stores out
+# differently).
 # For each round and each binary (A B A B …): start `BINARY serve` on
 # DIR (a store seeded beforehand, e.g. by `context-load --seed-events
 # 100000 --users 500`), run 3 s of warm-up load, then the timed run with
@@ -12,7 +15,7 @@
 # temporary folder); one summary line per run: calls/s, p50 ms, p99 ms,
 # server CPU ms per call, ok calls, error kinds. Run it from the repository
 # root (the servers find models/ there); context-load comes from
-# $CARGO_TARGET_DIR/debug (build it first).
+# $CARGO_TARGET_DIR/debug (build it first), or from $LOAD when set.
 set -euo pipefail
 rounds=3 clients=32 seconds=20 users=500 data_dir=""
 while [ $# -gt 0 ]; do
@@ -25,16 +28,20 @@ while [ $# -gt 0 ]; do
     *) break ;;
   esac
 done
-[ -n "$data_dir" ] && [ $# -ge 1 ] || { sed -n 2,15p "$0"; exit 2; }
-load="${CARGO_TARGET_DIR:-target}/debug/context-load"
+[ $# -ge 1 ] || { sed -n 2,19p "$0"; exit 2; }
+load="${LOAD:-${CARGO_TARGET_DIR:-target}/debug/context-load}"
 out="${OUT:-$(mktemp -d)}"
 listen=127.0.0.1:50079 metrics=127.0.0.1:9479
 mkdir -p "$out"
 echo "reports in $out"
 for r in $(seq 1 "$rounds"); do
-  for bin in "$@"; do
+  for spec in "$@"; do
+    bin="${spec%%@*}" dir="$data_dir"
+    [ "$bin" != "$spec" ] && dir="${spec#*@}"
+    [ -n "$dir" ] || { echo "no data dir for $bin: pass --data-dir or BINARY@DIR" >&2; exit 2; }
     name=$(basename "$bin")
-    "$bin" serve --data-dir "$data_dir" --listen "$listen" --metrics-listen "$metrics" >"$out/serve-$name.log" 2>&1 &
+    [ "$bin" != "$spec" ] && name="$name-$(basename "$dir")"
+    "$bin" serve --data-dir "$dir" --listen "$listen" --metrics-listen "$metrics" >"$out/serve-$name.log" 2>&1 &
     pid=$!
     for _ in $(seq 1 120); do grep -q "context engine serving" "$out/serve-$name.log" && break; sleep 0.5; done
     "$load" --server "http://$listen" --users "$users" --clients "$clients" --seconds 3 --ingest-share 0 >/dev/null 2>&1
