@@ -677,7 +677,7 @@ impl Model {
 
 /// Rows per chunk of a bf16 product with many rows: 8 register blocks,
 /// whose bf16 copy (96 × 768 dwords at the widest depth, 288 KiB) stays in
-/// L2. Measured (`bf16dot::tests::bf16_peak`, Zen 5, both cores busy):
+/// L2. Measured (`bf16dot::tests::bf16_rows_speed`, Zen 5, both cores busy):
 /// 4096 × 384 × 1536 goes from ~330 GFLOP/s per core unchunked to ~425.
 const ROW_CHUNK: usize = 96;
 
