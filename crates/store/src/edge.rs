@@ -1364,3 +1364,58 @@ impl VectorStore for EdgeStore {
         EdgeStore::close(self);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn points(ids: std::ops::Range<u32>) -> Vec<(Uuid, qdrant_edge::Vectors, Map<String, Value>)> {
+        ids.map(|i| {
+            let vector = vec![1.0, i as f32, (i % 7) as f32, 0.5];
+            let payload = json!({"n": i}).as_object().unwrap().clone();
+            (Uuid::from_u128(i as u128 + 1), qdrant_edge::Vectors::new_named([("v", vector)]), payload)
+        })
+        .collect()
+    }
+
+    fn segments(collection: &Collection) -> usize {
+        collection.shard.read().as_ref().unwrap().info().segments_count
+    }
+
+    /// A shard left with more segments than its setting allows (a store
+    /// from before the merge setting) is merged when opened, and keeps
+    /// every point.
+    #[tokio::test]
+    async fn a_shard_with_many_segments_is_merged_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shard");
+        let mut config = one_vector("v", 4);
+        // Every optimisation turns the appendable segment into an indexed
+        // one; nothing merges below 8 segments.
+        config.optimizers = qdrant_edge::EdgeOptimizersConfig {
+            indexing_threshold: Some(1),
+            default_segment_number: Some(8),
+            max_segment_size: Some(200_000),
+            ..Default::default()
+        };
+        let collection = Collection::open(&path, config.clone(), Vec::new(), 0).unwrap();
+        for round in 0..5 {
+            collection.upsert(points(round * 300..(round + 1) * 300)).await.unwrap();
+            collection.optimize().await.unwrap();
+        }
+        let before = segments(&collection);
+        assert!(before > 3, "the setup must leave more than 3 segments, got {before}");
+        drop(collection);
+
+        config.optimizers.default_segment_number = Some(2);
+        let collection = Collection::open(&path, config, Vec::new(), 0).unwrap();
+        let after = segments(&collection);
+        assert!(after <= 3, "{before} segments became {after}, expected at most 3");
+        assert_eq!(collection.count(json!({})).await.unwrap(), 1500);
+        drop(collection);
+        // And the merge is on disk: a plain reopen finds the same layout.
+        let collection = Collection::open(&path, one_vector("v", 4), Vec::new(), 0).unwrap();
+        assert_eq!(segments(&collection), after);
+        assert_eq!(collection.count(json!({})).await.unwrap(), 1500);
+    }
+}
