@@ -96,8 +96,8 @@ impl Bf16Weight {
     /// # Safety
     /// The CPU must have AVX-512 BF16 ([`available`]); `a` must hold `m ×
     /// pairs(k)` dwords; `c` must hold `m` rows at stride `ldc` covering the
-    /// columns of `tiles`, and no other thread may write those columns
-    /// meanwhile.
+    /// columns of `tiles`, and no other thread may write those rows ×
+    /// columns meanwhile.
     #[allow(clippy::too_many_arguments)]
     pub unsafe fn matmul(
         &self,

@@ -412,7 +412,17 @@ mod tests {
     /// sources and partial tiles.
     #[test]
     fn repack_nk_lays_out_tiles_as_defined() {
-        for (n, k, ld) in [(1, 16, 16), (16, 16, 20), (33, 32, 96), (70, 48, 50), (256, 32, 1152), (5, 7, 7)] {
+        // 20 and 50: a tile with 16 vector columns and a scalar rest.
+        for (n, k, ld) in [
+            (1, 16, 16),
+            (16, 16, 20),
+            (20, 32, 32),
+            (33, 32, 96),
+            (50, 16, 17),
+            (70, 48, 50),
+            (256, 32, 1152),
+            (5, 7, 7),
+        ] {
             let src: Vec<f32> = (0..n * ld).map(|i| i as f32 * 0.5 - 3.0).collect();
             let mut p = PackedWeight::default();
             // Stale contents first: every repack must write all of it.

@@ -132,21 +132,31 @@ impl Collection {
             shard.set_hnsw_config(config.hnsw_config).map_err(backend("set hnsw config"))?;
             shard.set_optimizers_config(config.optimizers.clone()).map_err(backend("set optimizers config"))?;
             // A store from before the merge setting (6 segments at 100k
-            // events) is merged now, once, rather than after its next 20k
-            // writes.
+            // events) is merged now rather than after its next 20k writes.
+            // Only a speed-up: a failure (a full disk, say) is logged and
+            // the store opens as it is. Once its segments are full (past
+            // ~120k events) the merge planner finds nothing to do and this
+            // costs a plan, not a merge.
             let segments = shard.info().segments_count;
             if let Some(target) = config.optimizers.default_segment_number.filter(|&t| segments > t + 1) {
                 let started = std::time::Instant::now();
-                shard.optimize().map_err(backend("optimize at open"))?;
-                shard.flush();
-                tracing::info!(
-                    shard = %path.display(),
-                    segments_before = segments,
-                    segments_after = shard.info().segments_count,
-                    target,
-                    elapsed_ms = started.elapsed().as_millis() as u64,
-                    "merged segments at open"
-                );
+                match shard.optimize() {
+                    Ok(true) => {
+                        shard.flush();
+                        tracing::info!(
+                            shard = %path.display(),
+                            segments_before = segments,
+                            segments_after = shard.info().segments_count,
+                            target,
+                            elapsed_ms = started.elapsed().as_millis() as u64,
+                            "merged segments at open"
+                        );
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(shard = %path.display(), error = %e, "merging segments at open failed; opening as it is")
+                    }
+                }
             }
             shard
         } else {
