@@ -39,6 +39,33 @@ pub(crate) unsafe fn finish(acc: &[f32; TILE], c: *mut f32, cols: usize, accumul
     }
 }
 
+/// Packs the whole groups of 16 of a tile's `cols` outputs by 16 × 16
+/// register transposes (attention packs K for every text and head:
+/// scattered scalar stores were ~4 % of a 256-token batch) and returns how
+/// many columns it packed; the caller packs the rest. None without
+/// AVX-512F or when `k` is not a multiple of 16.
+///
+/// # Safety
+/// `src` must hold `cols` rows of `k` values at stride `ld`; `tile` holds
+/// `k` rows of [`TILE`].
+unsafe fn repack_nk_vector(tile: &mut [f32], src: *const f32, ld: usize, cols: usize, k: usize) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if k.is_multiple_of(16) && std::arch::is_x86_feature_detected!("avx512f") {
+        let done = cols / 16 * 16;
+        for j0 in (0..done).step_by(16) {
+            for kk0 in (0..k).step_by(16) {
+                // SAFETY: avx512f detected; rows j0 .. j0 + 16 < cols hold
+                // k ≥ kk0 + 16 values; the tile holds k rows of TILE ≥
+                // j0 + 16.
+                x86::transpose16(src.add(j0 * ld + kk0), ld, tile.as_mut_ptr().add(kk0 * TILE + j0), TILE);
+            }
+        }
+        return done;
+    }
+    let _ = (tile, src, ld, cols, k);
+    0
+}
+
 /// `Default` is an empty matrix whose buffer [`repack_nk`](Self::repack_nk)
 /// and [`repack_kn`](Self::repack_kn) reuse (attention packs K and V for
 /// every text and head).
@@ -67,35 +94,10 @@ impl PackedWeight {
     /// `src` must hold `n` rows of `k` values at stride `ld`.
     pub unsafe fn repack_nk(&mut self, src: *const f32, ld: usize, n: usize, k: usize) {
         self.reset(n, k);
-        #[cfg(target_arch = "x86_64")]
-        let vector = k.is_multiple_of(16) && std::arch::is_x86_feature_detected!("avx512f");
-        #[cfg(not(target_arch = "x86_64"))]
-        let vector = false;
         for t in 0..self.tiles() {
             let tile = &mut self.data[t * k * TILE..(t + 1) * k * TILE];
             let cols = TILE.min(n - t * TILE);
-            // Whole groups of 16 outputs by 16 × 16 register transposes
-            // (attention packs K for every text and head: scattered scalar
-            // stores were ~4 % of a 256-token batch), the rest scalar.
-            let mut done = 0;
-            #[cfg(target_arch = "x86_64")]
-            if vector {
-                done = cols / 16 * 16;
-                for j0 in (0..done).step_by(16) {
-                    for kk0 in (0..k).step_by(16) {
-                        // SAFETY: avx512f detected; rows t·TILE + j0 .. +16
-                        // < n hold k ≥ kk0 + 16 values; the tile holds k
-                        // rows of TILE ≥ j0 + 16.
-                        x86::transpose16(
-                            src.add((t * TILE + j0) * ld + kk0),
-                            ld,
-                            tile.as_mut_ptr().add(kk0 * TILE + j0),
-                            TILE,
-                        );
-                    }
-                }
-            }
-            let _ = vector;
+            let done = repack_nk_vector(tile, src.add(t * TILE * ld), ld, cols, k);
             for j in done..cols {
                 let row = std::slice::from_raw_parts(src.add((t * TILE + j) * ld), k);
                 for (kk, &v) in row.iter().enumerate() {
