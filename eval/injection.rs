@@ -24,7 +24,7 @@ use anyhow::Context;
 use context_engine::domain::{ActivityEvent, ConsentState, Content, CustomData, Purpose};
 use context_engine::engine::{ContextRequest, Engine};
 use context_engine::rank::RankingOverrides;
-use context_engine::render::InjectionPolicy;
+use context_engine::render::{InjectionPolicy, Signal};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -138,6 +138,10 @@ pub struct Tally {
     /// Pairs whose snippet came back (flagged or not).
     pub shown: usize,
     pub flagged: usize,
+    /// Flagged pairs with at least one rule signal (the rest were flagged
+    /// by the learned signal alone).
+    #[serde(default)]
+    pub flagged_by_rules: usize,
     /// Pairs the engine refused at validation (never rendered).
     pub rejected: usize,
     /// Pairs accepted but absent from the answer (should be 0).
@@ -147,9 +151,10 @@ pub struct Tally {
 impl Tally {
     fn add(&mut self, outcome: Outcome) {
         match outcome {
-            Outcome::Flagged => {
+            Outcome::Flagged { rules } => {
                 self.shown += 1;
                 self.flagged += 1;
+                self.flagged_by_rules += usize::from(rules);
             }
             Outcome::Unflagged => self.shown += 1,
             Outcome::Rejected => self.rejected += 1,
@@ -188,7 +193,10 @@ pub fn wilson(k: usize, n: usize) -> (f64, f64) {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outcome {
-    Flagged,
+    /// `rules`: a rule signal is among the flags.
+    Flagged {
+        rules: bool,
+    },
     Unflagged,
     Rejected,
     Missing,
@@ -296,7 +304,7 @@ async fn outcomes(engine: &Engine, entries: &[Entry], now: i64) -> anyhow::Resul
         let outcome = match answer.snippets.first() {
             None => Outcome::Missing,
             Some(s) if s.flags.is_empty() => Outcome::Unflagged,
-            Some(_) => Outcome::Flagged,
+            Some(s) => Outcome::Flagged { rules: s.flags.iter().any(|f| f != Signal::LearnedInstruction.as_str()) },
         };
         result.push((e, f, outcome));
         bar.inc(1);
@@ -345,7 +353,7 @@ pub async fn run(args: &InjectionArgs, engine_args: &EngineArgs) -> anyhow::Resu
         let example = (entry.id.clone(), FIELDS[f].to_string(), entry.text.clone());
         match (label, outcome) {
             (Label::Malicious, Outcome::Unflagged) if passed.len() < 40 => passed.push(example),
-            (Label::Benign, Outcome::Flagged) if flagged_benign.len() < 40 => flagged_benign.push(example),
+            (Label::Benign, Outcome::Flagged { .. }) if flagged_benign.len() < 40 => flagged_benign.push(example),
             _ => {}
         }
     }
@@ -411,6 +419,16 @@ pub fn markdown(r: &InjectionReport) -> String {
         b.rejected,
         b.missing,
     ));
+    out.push_str(&format!(
+        "\nWho flagged: malicious pairs {} by a rule signal, {} by the learned signal alone; benign pairs {} by a rule \
+         signal ({} of shown), {} by the learned signal alone ({}).\n",
+        m.flagged_by_rules,
+        m.flagged - m.flagged_by_rules,
+        b.flagged_by_rules,
+        pct(if b.shown == 0 { 0.0 } else { b.flagged_by_rules as f64 / b.shown as f64 }),
+        b.flagged - b.flagged_by_rules,
+        pct(if b.shown == 0 { 0.0 } else { (b.flagged - b.flagged_by_rules) as f64 / b.shown as f64 }),
+    ));
     for (label, name) in [(Label::Malicious, "malicious"), (Label::Benign, "benign")] {
         let malicious = label == Label::Malicious;
         for (title, rows) in [
@@ -445,6 +463,7 @@ pub fn publish(r: &InjectionReport, out: &Path, history: Option<&Path>) -> anyho
             "corpus_sha256": r.corpus_sha256, "entries": r.entries, "pairs": r.pairs, "detector": r.detector,
             "pass_through": r.pass_through, "pass_through_ci95": r.pass_through_ci95,
             "false_positive": r.false_positive, "false_positive_ci95": r.false_positive_ci95,
+            "false_positive_by_rules": r.breakdown.total.get(&Label::Benign).map(|b| if b.shown == 0 { 0.0 } else { b.flagged_by_rules as f64 / b.shown as f64 }),
         });
         let mut file = std::fs::OpenOptions::new()
             .create(true)

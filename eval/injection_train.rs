@@ -30,7 +30,64 @@ use sha2::{Digest, Sha256};
 use crate::engine::{commit, machine, now_rfc3339, progress, EngineArgs, EvalEngine};
 use crate::generator;
 use crate::injection::{self, Label, FIELDS};
-use context_engine::render::InjectionHead;
+use context_engine::render::learned::sigmoid;
+use context_engine::render::{InjectionHead, NgramModel, NgramSpec, Signal};
+
+/// Adam step size of the n-gram model.
+const NGRAM_LR: f32 = 0.05;
+
+/// Full-batch Adam on the class-weighted logistic loss plus `l2/2 · |w|²`,
+/// over sparse feature vectors `(features, malicious, weight)`. With
+/// `rule_features`, feature indices `buckets..buckets + 8` are the rule
+/// signals (`Signal::RULES` order).
+fn train_ngrams(
+    spec: NgramSpec,
+    rule_features: bool,
+    train: &[(&[(u32, f32)], bool, f32)],
+    epochs: usize,
+    l2: f32,
+) -> anyhow::Result<NgramModel> {
+    let n = spec.buckets + if rule_features { Signal::RULES.len() } else { 0 };
+    let (mut w, mut b) = (vec![0f32; n], 0f32);
+    let (mut m, mut v) = (vec![0f32; n + 1], vec![0f32; n + 1]);
+    let mut grad = vec![0f32; n + 1];
+    let (beta1, beta2, eps) = (0.9f32, 0.999f32, 1e-8f32);
+    let bar = progress(epochs, "n-grams");
+    for t in 1..=epochs {
+        grad.iter_mut().for_each(|g| *g = 0.0);
+        for &(x, y, weight) in train {
+            let z = b + x.iter().map(|&(j, v)| w[j as usize] * v).sum::<f32>();
+            let g = weight * (sigmoid(z) - if y { 1.0 } else { 0.0 });
+            for &(j, v) in x {
+                grad[j as usize] += g * v;
+            }
+            grad[n] += g;
+        }
+        for j in 0..n {
+            grad[j] += l2 * w[j];
+        }
+        let (c1, c2) = (1.0 - beta1.powi(t as i32), 1.0 - beta2.powi(t as i32));
+        for j in 0..=n {
+            m[j] = beta1 * m[j] + (1.0 - beta1) * grad[j];
+            v[j] = beta2 * v[j] + (1.0 - beta2) * grad[j] * grad[j];
+            let step = NGRAM_LR * (m[j] / c1) / ((v[j] / c2).sqrt() + eps);
+            if j < n {
+                w[j] -= step;
+            } else {
+                b -= step;
+            }
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let signal_weights: Option<[f32; 8]> = rule_features.then(|| std::array::from_fn(|k| w[spec.buckets + k]));
+    w.truncate(spec.buckets);
+    let model = NgramModel::new(spec, b, w).map_err(anyhow::Error::msg)?;
+    match signal_weights {
+        Some(sw) => model.with_signal_weights(sw).map_err(anyhow::Error::msg),
+        None => Ok(model),
+    }
+}
 
 pub struct TrainArgs {
     /// Development corpora (never the frozen test corpus).
@@ -43,6 +100,23 @@ pub struct TrainArgs {
     pub jailguard: Option<PathBuf>,
     pub seed: u64,
     pub cache_dir: PathBuf,
+    /// Writes the samples (`samples.jsonl`) and their embeddings
+    /// (`vectors.f32`, little-endian, one row per sample) here, for analysis
+    /// outside the tool.
+    pub dump: Option<PathBuf>,
+    /// Entries of this corpus are the validation set (a cross-author
+    /// estimate), instead of the 20 % hash split.
+    pub holdout: Option<PathBuf>,
+    /// The character n-gram model (`ce_screen::ngrams`).
+    pub ngram_min: usize,
+    pub ngram_max: usize,
+    pub ngram_buckets: usize,
+    pub ngram_epochs: usize,
+    pub ngram_l2: f32,
+    /// Rule signals as features of the n-gram model.
+    pub rule_features: bool,
+    /// Rule signals that flag only through the head's probability.
+    pub soft_signals: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +127,8 @@ enum Group {
 }
 
 struct Sample {
+    /// The corpus entry (or `clean-N`) the sentence comes from.
+    entry: String,
     kind: String,
     text: String,
     group: Group,
@@ -94,17 +170,59 @@ fn rates(samples: &[&Sample], flagged: impl Fn(usize) -> bool) -> Rates {
 }
 
 /// The lowest threshold whose false positives stay within the bounds.
-fn calibrate(scores: &[f32], samples: &[&Sample], max_fp: f64) -> f32 {
+/// `forced`: samples flagged whatever their score.
+fn calibrate(scores: &[f32], forced: &[bool], samples: &[&Sample], max_fp: f64) -> f32 {
     let mut candidates: Vec<f32> = scores.to_vec();
     candidates.sort_by(f32::total_cmp);
     candidates.dedup();
     for t in candidates {
-        let r = rates(samples, |i| scores[i] >= t);
+        let r = rates(samples, |i| forced[i] || scores[i] >= t);
         if r.fp_look_alike <= max_fp && r.fp_clean <= max_fp / 2.0 {
             return t;
         }
     }
     1.0
+}
+
+/// The two thresholds of the decision `hard || p ≥ t || (soft && p ≥ v)`
+/// (`v ≤ t`) that detect the most malicious samples with false positives
+/// within the bounds; among equals the lowest `v` (soft rules overruled
+/// least). Tries ~400 values of `v` (quantiles of the scores, and 0); for
+/// each, the lowest `t` that fits (false positives fall as `t` rises).
+fn calibrate_soft(scores: &[f32], hard: &[bool], soft: &[bool], samples: &[&Sample], max_fp: f64) -> (f32, f32) {
+    let mut values: Vec<f32> = scores.to_vec();
+    values.sort_by(f32::total_cmp);
+    values.dedup();
+    let step = (values.len() / 400).max(1);
+    let mut vs: Vec<f32> = std::iter::once(0.0).chain(values.iter().copied().step_by(step)).collect();
+    vs.dedup();
+    let fits = |t: f32, v: f32| {
+        let r = rates(samples, |i| hard[i] || scores[i] >= t || (soft[i] && scores[i] >= v));
+        (r.fp_look_alike <= max_fp && r.fp_clean <= max_fp / 2.0).then_some(r.detection)
+    };
+    let mut best: Option<(f64, f32, f32)> = None;
+    for &v in &vs {
+        // Candidate thresholds t ≥ v, plus "never" (1.0 + ε stands for it).
+        let ts: Vec<f32> = values.iter().copied().filter(|&t| t >= v).chain([f32::INFINITY]).collect();
+        if fits(f32::INFINITY, v).is_none() {
+            continue;
+        }
+        let (mut lo, mut hi) = (0usize, ts.len() - 1);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if fits(ts[mid], v).is_some() {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        let t = ts[lo];
+        let d = fits(t, v).unwrap_or(0.0);
+        if best.is_none_or(|(bd, _, _)| d > bd) {
+            best = Some((d, t.min(1.0), v));
+        }
+    }
+    best.map_or((1.0, 1.0), |(_, t, v)| (t, v.min(t)))
 }
 
 fn stable_bce(logits: &Tensor, y: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
@@ -117,9 +235,19 @@ fn stable_bce(logits: &Tensor, y: &Tensor, w: &Tensor) -> candle_core::Result<Te
 pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<()> {
     let mut entries = Vec::new();
     let mut dev_files = Vec::new();
-    for path in &args.dev {
+    let mut held_out = HashSet::new();
+    let mut corpora = args.dev.clone();
+    if let Some(h) = &args.holdout {
+        if !corpora.contains(h) {
+            corpora.push(h.clone());
+        }
+    }
+    for path in &corpora {
         let (mut loaded, sha) = injection::load(path)?;
         dev_files.push(serde_json::json!({"file": path.display().to_string(), "sha256": sha, "entries": loaded.len()}));
+        if args.holdout.as_ref() == Some(path) {
+            held_out.extend(loaded.iter().map(|e| e.id.clone()));
+        }
         entries.append(&mut loaded);
     }
     let now = chrono::Utc::now().timestamp();
@@ -129,13 +257,19 @@ pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<(
             Label::Malicious => Group::Malicious,
             Label::Benign => Group::LookAlike,
         };
-        let validation = in_validation(&e.id);
+        let validation = if args.holdout.is_some() { held_out.contains(&e.id) } else { in_validation(&e.id) };
         for field in FIELDS {
             let event = injection::plant(&e.text, field, "u", "e", now);
             if event.validate(&Default::default(), now).is_err() {
                 continue;
             }
-            samples.push(Sample { kind: e.kind.clone(), text: verbalize(&event), group, validation });
+            samples.push(Sample {
+                entry: e.id.clone(),
+                kind: e.kind.clone(),
+                text: verbalize(&event),
+                group,
+                validation,
+            });
         }
     }
     // Clean activity sentences of another seed than the benchmark's.
@@ -150,7 +284,13 @@ pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<(
             let text = verbalize(event);
             if seen.insert(text.clone()) {
                 let validation = in_validation(&format!("clean-{clean}"));
-                samples.push(Sample { kind: "clean".into(), text, group: Group::Clean, validation });
+                samples.push(Sample {
+                    entry: format!("clean-{clean}"),
+                    kind: "clean".into(),
+                    text,
+                    group: Group::Clean,
+                    validation,
+                });
                 clean += 1;
                 if clean >= args.clean {
                     break 'users;
@@ -192,6 +332,24 @@ pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<(
         }
     };
     let dim = vectors[0].len();
+    if let Some(dir) = &args.dump {
+        std::fs::create_dir_all(dir)?;
+        let mut lines = String::new();
+        for s in &samples {
+            let group = match s.group {
+                Group::Malicious => "malicious",
+                Group::LookAlike => "look_alike",
+                Group::Clean => "clean",
+            };
+            let row = serde_json::json!({"entry": s.entry, "text": s.text, "kind": s.kind, "group": group, "validation": s.validation, "rules": screen(&s.text).flagged(), "signals": screen(&s.text).signals.iter().map(|x| x.as_str()).collect::<Vec<_>>()});
+            lines.push_str(&row.to_string());
+            lines.push('\n');
+        }
+        std::fs::write(dir.join("samples.jsonl"), lines)?;
+        let bytes: Vec<u8> = vectors.iter().flatten().flat_map(|v| v.to_le_bytes()).collect();
+        std::fs::write(dir.join("vectors.f32"), bytes)?;
+        eprintln!("dumped {} samples to {}", samples.len(), dir.display());
+    }
 
     let (train_idx, val_idx): (Vec<usize>, Vec<usize>) = (0..samples.len()).partition(|&i| !samples[i].validation);
     let device = Device::Cpu;
@@ -257,30 +415,96 @@ pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<(
         "activation": "sigmoid",
     }));
     let dense: Vec<context_engine::render::learned::Dense> = serde_json::from_value(serde_json::json!(layers))?;
-    let head = InjectionHead::from_layers("trained", &dense, 0.5).map_err(anyhow::Error::msg)?;
+    let layers_only = InjectionHead::from_layers("trained", &dense, 0.5).map_err(anyhow::Error::msg)?;
 
+    // The character n-gram model (with the rule signals as features unless
+    // `--no-rule-features`), trained on the same sentences, split and class
+    // weights.
+    let spec = NgramSpec::new(args.ngram_min, args.ngram_max, args.ngram_buckets).map_err(anyhow::Error::msg)?;
+    let features: Vec<Vec<(u32, f32)>> = samples.iter().map(|s| spec.features(&s.text)).collect();
+    let signals: Vec<Vec<Signal>> = samples.iter().map(|s| screen(&s.text).signals).collect();
+    let with_rules = |i: usize| -> Vec<(u32, f32)> {
+        let mut f = features[i].clone();
+        if args.rule_features {
+            for s in &signals[i] {
+                if let Some(k) = Signal::RULES.iter().position(|r| r == s) {
+                    f.push(((spec.buckets + k) as u32, 1.0));
+                }
+            }
+        }
+        f
+    };
+    let sample_weight = |i: usize| match samples[i].group {
+        Group::Malicious => 1.0 / n_mal,
+        Group::LookAlike => 0.5 / n_look,
+        Group::Clean => 0.5 / n_clean,
+    };
+    let train_features: Vec<Vec<(u32, f32)>> = train_idx.iter().map(|&i| with_rules(i)).collect();
+    let ngrams = train_ngrams(
+        spec,
+        args.rule_features,
+        &train_idx
+            .iter()
+            .zip(&train_features)
+            .map(|(&i, f)| (&f[..], samples[i].group == Group::Malicious, sample_weight(i)))
+            .collect::<Vec<_>>(),
+        args.ngram_epochs,
+        args.ngram_l2,
+    )?;
+    let soft: Vec<Signal> = args
+        .soft_signals
+        .iter()
+        .map(|n| Signal::from_name(n).filter(|s| Signal::RULES.contains(s)))
+        .collect::<Option<_>>()
+        .context("--soft-signals: unknown rule signal")?;
+    let head = layers_only.clone().with_ngrams(ngrams.clone());
+
+    // One calibrated decision: the threshold is the lowest whose decisions
+    // (score at or above it, or a rule signal that is not soft) keep false
+    // positives within the bounds.
     let val: Vec<&Sample> = val_idx.iter().map(|&i| &samples[i]).collect();
-    let val_scores: Vec<f32> = val_idx.iter().map(|&i| head.probability(&vectors[i])).collect();
-    let threshold = calibrate(&val_scores, &val, args.max_fp);
-    let rule_flags: Vec<bool> = val.iter().map(|s| screen(&s.text).flagged()).collect();
-    let head_rates = rates(&val, |i| val_scores[i] >= threshold);
+    let val_signals: Vec<&[Signal]> = val_idx.iter().map(|&i| &signals[i][..]).collect();
+    let val_scores: Vec<f32> = val_idx.iter().map(|&i| head.probability(&vectors[i], &samples[i].text)).collect();
+    let hard: Vec<bool> = val_signals.iter().map(|s| s.iter().any(|x| !soft.contains(x))).collect();
+    let soft_fired: Vec<bool> = val_signals.iter().map(|s| s.iter().any(|x| soft.contains(x))).collect();
+    let (threshold, soft_threshold) = calibrate_soft(&val_scores, &hard, &soft_fired, &val, args.max_fp);
+    let head =
+        head.with_threshold(threshold).with_soft_signals(soft.clone(), soft_threshold).map_err(anyhow::Error::msg)?;
+    let decision = |i: usize| head.decide(val_scores[i], val_signals[i]);
+    let rule_flags: Vec<bool> = val_signals.iter().map(|s| !s.is_empty()).collect();
+    let head_rates = rates(&val, decision);
     let rule_rates = rates(&val, |i| rule_flags[i]);
-    let both_rates = rates(&val, |i| rule_flags[i] || val_scores[i] >= threshold);
-    eprintln!("validation (threshold {threshold:.4}):");
-    eprintln!("  rules       {rule_rates:?}");
-    eprintln!("  head        {head_rates:?}");
-    eprintln!("  rules+head  {both_rates:?}");
+    // Ablations, each calibrated the same way with every rule signal hard:
+    // the embedding layers alone (the previous head's design), the n-gram
+    // model alone, both without soft signals.
+    let layer_scores: Vec<f32> = val_idx.iter().map(|&i| layers_only.probability(&vectors[i], "")).collect();
+    let t_layers = calibrate(&layer_scores, &rule_flags, &val, args.max_fp);
+    let layers_rates = rates(&val, |i| rule_flags[i] || layer_scores[i] >= t_layers);
+    let ngram_scores: Vec<f32> = val_idx.iter().map(|&i| sigmoid(ngrams.logit_of(&features[i], &signals[i]))).collect();
+    let t_ngrams = calibrate(&ngram_scores, &rule_flags, &val, args.max_fp);
+    let ngram_rates = rates(&val, |i| rule_flags[i] || ngram_scores[i] >= t_ngrams);
+    let t_all_hard = calibrate(&val_scores, &rule_flags, &val, args.max_fp);
+    let all_hard_rates = rates(&val, |i| rule_flags[i] || val_scores[i] >= t_all_hard);
+    eprintln!(
+        "validation (threshold {threshold:.4}; soft signals {:?} flag at {soft_threshold:.4}):",
+        args.soft_signals
+    );
+    eprintln!("  rules alone                               {rule_rates:?}");
+    eprintln!("  detector (one decision)                   {head_rates:?}");
+    eprintln!("  rules + same head, every rule hard ({t_all_hard:.4})  {all_hard_rates:?}");
+    eprintln!("  rules + embedding layers alone ({t_layers:.4})      {layers_rates:?}");
+    eprintln!("  rules + n-grams alone ({t_ngrams:.4})               {ngram_rates:?}");
     let mut kinds: std::collections::BTreeMap<&str, [usize; 4]> = Default::default();
     for (i, s) in val.iter().enumerate() {
         let k = kinds.entry(&s.kind).or_default();
         k[0] += 1;
         k[1] += usize::from(rule_flags[i]);
         k[2] += usize::from(val_scores[i] >= threshold);
-        k[3] += usize::from(rule_flags[i] || val_scores[i] >= threshold);
+        k[3] += usize::from(decision(i));
     }
     for (kind, [n, r, h, b]) in kinds {
         eprintln!(
-            "    {kind:<20} n={n:<5} rules {r:<5} head {h:<5} both {b:<5} ({:.1} %)",
+            "    {kind:<20} n={n:<5} rules {r:<5} score {h:<5} decision {b:<5} ({:.1} %)",
             100.0 * b as f64 / n as f64
         );
     }
@@ -288,9 +512,9 @@ pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<(
     if let Some(path) = &args.jailguard {
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
         let jg = InjectionHead::from_jailguard_json("jailguard 0.1.2", &text).map_err(anyhow::Error::msg)?;
-        let scores: Vec<f32> = val_idx.iter().map(|&i| jg.probability(&vectors[i])).collect();
+        let scores: Vec<f32> = val_idx.iter().map(|&i| jg.probability(&vectors[i], "")).collect();
         let at_half = rates(&val, |i| scores[i] >= 0.5);
-        let t = calibrate(&scores, &val, args.max_fp);
+        let t = calibrate(&scores, &vec![false; val.len()], &val, args.max_fp);
         let calibrated = rates(&val, |i| scores[i] >= t);
         let combined = rates(&val, |i| rule_flags[i] || scores[i] >= t);
         eprintln!("  jailguard@0.5          {at_half:?}");
@@ -304,6 +528,9 @@ pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<(
 
     let file = serde_json::json!({
         "format": context_engine::render::learned::FORMAT,
+        "ngrams": ngrams.to_file(),
+        "soft_signals": args.soft_signals,
+        "soft_threshold": soft_threshold,
         "embedding": format!("{model_id}, mean-pooled, L2-normalised ({dim} values) of the verbalised event sentence"),
         "threshold": threshold,
         "layers": layers,
@@ -320,10 +547,21 @@ pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<(
                 "train": {"malicious": count(Group::Malicious, false), "look_alike": count(Group::LookAlike, false), "clean": count(Group::Clean, false)},
                 "validation": {"malicious": count(Group::Malicious, true), "look_alike": count(Group::LookAlike, true), "clean": count(Group::Clean, true)},
             },
-            "architecture": if args.hidden > 0 { format!("{dim}→{}→1 MLP, ReLU, sigmoid", args.hidden) } else { format!("{dim}→1 logistic regression") },
+            "architecture": format!(
+                "{}, plus a linear model over {} hashed character {}..={}-grams (read forwards and backwards) of the sentence; probability = sigmoid(sum of both logits)",
+                if args.hidden > 0 { format!("{dim}→{}→1 MLP (ReLU) over the embedding", args.hidden) } else { format!("{dim}→1 logistic regression over the embedding") },
+                spec.buckets, spec.min_n, spec.max_n
+            ),
+            "ngram_training": {"optimizer": "Adam, full batch", "lr": NGRAM_LR, "l2": args.ngram_l2, "epochs": args.ngram_epochs, "loss": "class-balanced logistic (same weights as the layers)"},
             "training": {"optimizer": "AdamW", "lr": 3e-3, "weight_decay": 1e-3, "epochs": args.epochs, "batch": "full", "loss": "class-balanced logistic", "final_loss": last},
-            "calibration": format!("lowest threshold with validation false positives ≤ {} on look-alikes and ≤ {} on clean sentences", args.max_fp, args.max_fp / 2.0),
-            "validation": {"rules": rule_rates, "head": head_rates, "rules_and_head": both_rates, "jailguard": jailguard},
+            "calibration": format!("lowest threshold whose decisions (score at or above it, or a rule signal that is not soft) keep validation false positives ≤ {} on look-alikes and ≤ {} on clean sentences", args.max_fp, args.max_fp / 2.0),
+            "validation": {
+                "split": match &args.holdout { Some(h) => format!("entries of {} (cross-author)", h.display()), None => "20 % of entries by id hash".into() },
+                "rules": rule_rates, "detector": head_rates,
+                "rules_and_same_head_every_rule_hard": all_hard_rates,
+                "rules_and_embedding_layers_alone": layers_rates, "rules_and_ngrams_alone": ngram_rates,
+                "jailguard": jailguard,
+            },
         }
     });
     if let Some(parent) = args.out.parent() {

@@ -178,6 +178,35 @@ struct TrainCmd {
     /// Sentence embeddings are cached here between runs.
     #[arg(long, default_value = "eval/cache")]
     cache_dir: PathBuf,
+    /// Also write the samples and their embeddings to this directory.
+    #[arg(long)]
+    dump: Option<PathBuf>,
+    /// Validate on the entries of this corpus (a cross-author estimate)
+    /// instead of a 20 % split of all entries; it is added to the corpora.
+    #[arg(long)]
+    holdout: Option<PathBuf>,
+    /// Shortest character n-gram of the n-gram model.
+    #[arg(long, default_value_t = 2)]
+    ngram_min: usize,
+    /// Longest character n-gram.
+    #[arg(long, default_value_t = 5)]
+    ngram_max: usize,
+    /// Hash buckets (a power of two).
+    #[arg(long, default_value_t = 65536)]
+    ngram_buckets: usize,
+    #[arg(long, default_value_t = 300)]
+    ngram_epochs: usize,
+    /// L2 penalty of the n-gram weights (chosen on the cross-author split
+    /// dev.jsonl → dev2.jsonl: 1e-4, 1e-5, 3e-6, 1e-6, 1e-7, 0).
+    #[arg(long, default_value_t = 1e-7)]
+    ngram_l2: f32,
+    /// Leave the rule signals out of the n-gram model's features.
+    #[arg(long)]
+    no_rule_features: bool,
+    /// Rule signals that flag only through the head's probability (empty:
+    /// every rule flags on its own).
+    #[arg(long, value_delimiter = ',', default_value = "override_phrase,obfuscation,tool_call")]
+    soft_signals: Vec<String>,
 }
 
 fn unit(flag: &str, v: f32) -> anyhow::Result<f32> {
@@ -282,6 +311,15 @@ fn main() -> anyhow::Result<()> {
                 jailguard: cmd.jailguard,
                 seed: cmd.seed,
                 cache_dir: cmd.cache_dir,
+                dump: cmd.dump,
+                holdout: cmd.holdout,
+                ngram_min: cmd.ngram_min,
+                ngram_max: cmd.ngram_max,
+                ngram_buckets: cmd.ngram_buckets,
+                ngram_epochs: cmd.ngram_epochs,
+                ngram_l2: cmd.ngram_l2,
+                rule_features: !cmd.no_rule_features,
+                soft_signals: cmd.soft_signals.into_iter().filter(|s| !s.is_empty()).collect(),
             };
             runtime.block_on(injection_train::run(&args, &engine_args(&cmd.common)?))
         }

@@ -50,7 +50,9 @@ pub use ce_store as store;
 /// detector (`ce-screen`), under the name the layers had before the split.
 pub mod render {
     pub use ce_core::block::*;
-    pub use ce_screen::{learned, screen, InjectionHead, RuleScreener, Screener, Screening, Signal};
+    pub use ce_screen::{
+        learned, ngrams, screen, InjectionHead, NgramModel, NgramSpec, RuleScreener, Screener, Screening, Signal,
+    };
 }
 
 /// Generated protobuf and gRPC code for `context_engine.v1`.

@@ -44,6 +44,7 @@ fn candidates(n: usize, now: i64) -> Vec<Candidate> {
                     ingested_at: now,
                     content_hash: String::new(),
                     injection_score: None,
+                    injection_head: None,
                 },
                 vector: unit(&mut rng, 384),
                 dense_rank: Some(i),
@@ -82,7 +83,16 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("injection_signal");
     let shipped = context_engine::render::learned::default_head();
     let vector = unit(&mut rng, 384);
-    group.bench_function("shipped_head_384x128", |b| b.iter(|| shipped.probability(std::hint::black_box(&vector))));
+    let sentence = "Purchased Trail Runner 3 (size 42) for 129.00 EUR at Acme Outdoors";
+    group.bench_function("shipped_head_with_ngrams", |b| {
+        b.iter(|| shipped.probability(std::hint::black_box(&vector), std::hint::black_box(sentence)))
+    });
+    group.bench_function("shipped_head_layers_only", |b| {
+        b.iter(|| shipped.embedding_logit(std::hint::black_box(&vector)))
+    });
+    if let Some(ngrams) = shipped.ngrams() {
+        group.bench_function("shipped_ngrams_only", |b| b.iter(|| ngrams.logit(std::hint::black_box(sentence))));
+    }
     let dense = |outputs: usize, inputs: usize, activation, rng: &mut rand_chacha::ChaCha8Rng| {
         context_engine::render::learned::Dense {
             weights: (0..outputs).map(|_| (0..inputs).map(|_| rng.random::<f32>() - 0.5).collect()).collect(),
@@ -98,9 +108,8 @@ fn bench(c: &mut Criterion) {
     )
     .expect("head");
     group.bench_function("jailguard_shaped_384x256x128", |b| {
-        b.iter(|| jailguard_shaped.probability(std::hint::black_box(&vector)))
+        b.iter(|| jailguard_shaped.probability(std::hint::black_box(&vector), ""))
     });
-    let sentence = "Purchased Trail Runner 3 (size 42) for 129.00 EUR at Acme Outdoors";
     group.bench_function("rules_one_sentence", |b| {
         b.iter(|| context_engine::render::screen(std::hint::black_box(sentence)))
     });

@@ -43,6 +43,7 @@ fn point(rng: &mut impl Rng, i: usize) -> StoredPoint {
             ingested_at: 1_700_000_000,
             content_hash: String::new(),
             injection_score: None,
+            injection_head: None,
         },
     }
 }

@@ -78,6 +78,7 @@ fn candidate(i: usize, text: String, age_days: i64, item: u8, vector: Vec<f32>) 
             ingested_at: 1_790_000_000,
             content_hash: String::new(),
             injection_score: None,
+            injection_head: None,
         },
         vector: vector.iter().map(|x| x / norm).collect(),
         dense_rank: Some(i),

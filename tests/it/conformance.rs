@@ -126,7 +126,14 @@ fn fixture() -> Fixture {
         .map(|((event, text), vector)| StoredPoint {
             id: point_id(&event.source_id, &event.event_id),
             vector,
-            record: EventRecord { event, text, ingested_at: T0, content_hash: "h".into(), injection_score: None },
+            record: EventRecord {
+                event,
+                text,
+                ingested_at: T0,
+                content_hash: "h".into(),
+                injection_score: None,
+                injection_head: None,
+            },
         })
         .collect();
     Fixture { points }

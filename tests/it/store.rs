@@ -24,6 +24,7 @@ fn point(user: &str, id: &str, vector: Vec<f32>) -> StoredPoint {
             ingested_at: 1_700_000_001,
             content_hash: "h".into(),
             injection_score: None,
+            injection_head: None,
         },
     }
 }

@@ -281,17 +281,20 @@ impl Engine {
     }
 
     /// Whether an event's text may be shown (as evidence): not flagged by
-    /// the learned head at ingest nor by the rules now. CPU work: called on
-    /// the blocking pool.
+    /// the learned head's decision (its score from ingest, or computed now
+    /// if another head wrote it) with the rules run now; without a head, by
+    /// no rule. CPU work: called on the blocking pool.
     fn shown_clean(screener: &dyn Screener, head: Option<&InjectionHead>, point: &ActivityPoint) -> bool {
-        let learned = head.is_some_and(|h| {
-            let p = point
-                .record
-                .injection_score
-                .or_else(|| (point.vector.len() == h.dimension()).then(|| h.probability(&point.vector)));
-            p.is_some_and(|p| p >= h.threshold())
+        let signals = screener.screen(&point.record.text).signals;
+        let record = &point.record;
+        let score = head.and_then(|h| match (record.injection_score, record.injection_head.as_deref()) {
+            (Some(p), Some(id)) if id == h.id() => Some(p),
+            _ => (point.vector.len() == h.dimension()).then(|| h.probability(&point.vector, &record.text)),
         });
-        !learned && !screener.screen(&point.record.text).flagged()
+        match (head, score) {
+            (Some(h), Some(p)) => !h.decide(p, &signals),
+            _ => signals.is_empty(),
+        }
     }
 
     /// Item vectors, from the bounded item cache where the same text was

@@ -484,6 +484,7 @@ impl Engine {
                         text,
                         ingested_at: now,
                         injection_score: None,
+                        injection_head: None,
                     };
                     admitted.push((index, id, record));
                 }
@@ -508,7 +509,8 @@ impl Engine {
                 .zip(vectors)
                 .map(|((_, id, record), vector)| {
                     let mut record = record.clone();
-                    record.injection_score = head.map(|h| h.probability(&vector));
+                    record.injection_score = head.map(|h| h.probability(&vector, &record.text));
+                    record.injection_head = head.map(|h| h.id().to_string());
                     StoredPoint { id: *id, vector, record }
                 })
                 .collect();
@@ -815,6 +817,7 @@ impl Engine {
                     text,
                     ingested_at: now,
                     injection_score: None,
+                    injection_head: None,
                 },
             ));
         }
@@ -825,7 +828,8 @@ impl Engine {
             .into_iter()
             .zip(vectors)
             .map(|((id, mut record), vector)| {
-                record.injection_score = head.map(|h| h.probability(&vector));
+                record.injection_score = head.map(|h| h.probability(&vector, &record.text));
+                record.injection_head = head.map(|h| h.id().to_string());
                 StoredPoint { id, vector, record }
             })
             .collect();

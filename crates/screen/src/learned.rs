@@ -8,16 +8,30 @@
 //! `context-eval injection-train` on the development corpus; its provenance,
 //! training set and calibrated threshold travel inside the file.
 //!
+//! A head file may also carry a character n-gram model of the same
+//! sentence (`ngrams`, format `ce-injection-head/2`; see [`crate::ngrams`]):
+//! the head's probability is then the sigmoid of the sum of both logits.
+//! That model may take the rule signals as features too; the signals the
+//! head lists as `soft_signals` then flag a text only through the
+//! probability (one calibrated decision: [`InjectionHead::decide`]), the
+//! others flag on their own as before.
+//!
 //! Scoring is a few thousand multiply-adds (the default head is one
-//! 384→32 layer and a 32→1 output): a couple of microseconds, paid once per
-//! event at ingest, never per context call.
+//! 384→32 layer and a 32→1 output) plus the n-gram hashing: microseconds,
+//! paid once per event at ingest, never per context call.
 
 use std::sync::OnceLock;
 
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
-/// The format tag of our head files.
-pub const FORMAT: &str = "ce-injection-head/1";
+use crate::ngrams::{NgramFile, NgramModel};
+use crate::signal::Signal;
+
+/// The format tag of our head files (embedding layers and an n-gram model).
+pub const FORMAT: &str = "ce-injection-head/2";
+/// The earlier format: embedding layers only. Still read.
+pub const FORMAT_V1: &str = "ce-injection-head/1";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -44,6 +58,19 @@ pub struct HeadFile {
     /// Probability at or above which a text is flagged.
     pub threshold: f32,
     pub layers: Vec<Dense>,
+    /// The character n-gram model whose logit is added to the layers'
+    /// (format 2 only).
+    #[serde(default)]
+    pub ngrams: Option<NgramFile>,
+    /// Rule signals (names) that do not flag a text on their own under this
+    /// head: they are features of `ngrams` and count through the
+    /// probability.
+    #[serde(default)]
+    pub soft_signals: Vec<String>,
+    /// A soft signal still flags a text whose probability is at least this
+    /// (below `threshold`); 0 makes soft signals flag on their own.
+    #[serde(default)]
+    pub soft_threshold: f32,
     /// What it was trained on, how, and what it scored (free-form JSON).
     #[serde(default)]
     pub provenance: serde_json::Value,
@@ -53,8 +80,15 @@ pub struct HeadFile {
 #[derive(Debug, Clone)]
 pub struct InjectionHead {
     layers: Vec<Layer>,
+    ngrams: Option<NgramModel>,
+    soft: Vec<Signal>,
+    soft_threshold: f32,
     threshold: f32,
     name: String,
+    /// Identifies the weights: the first 12 hex digits of the head file's
+    /// sha256 (the name for a head built in code). Stored with each score,
+    /// so a score from another head is recomputed rather than trusted.
+    id: String,
 }
 
 #[derive(Debug, Clone)]
@@ -71,10 +105,25 @@ impl InjectionHead {
     /// Parses a head in our format.
     pub fn from_json(name: &str, text: &str) -> Result<Self, String> {
         let file: HeadFile = serde_json::from_str(text).map_err(|e| format!("{name}: {e}"))?;
-        if file.format != FORMAT {
-            return Err(format!("{name}: format {:?}, expected {FORMAT:?}", file.format));
+        if file.format != FORMAT && file.format != FORMAT_V1 {
+            return Err(format!("{name}: format {:?}, expected {FORMAT:?} or {FORMAT_V1:?}", file.format));
         }
-        Self::from_layers(name, &file.layers, file.threshold)
+        if file.format == FORMAT_V1 && file.ngrams.is_some() {
+            return Err(format!("{name}: a {FORMAT_V1:?} file has no n-gram model"));
+        }
+        let mut head = Self::from_layers(name, &file.layers, file.threshold)?;
+        head.id = hex12(&Sha256::digest(text.as_bytes()));
+        if let Some(n) = &file.ngrams {
+            head = head.with_ngrams(NgramModel::from_file(n).map_err(|e| format!("{name}: {e}"))?);
+        }
+        let mut soft = Vec::new();
+        for s in &file.soft_signals {
+            match Signal::from_name(s).filter(|s| Signal::RULES.contains(s)) {
+                Some(signal) => soft.push(signal),
+                None => return Err(format!("{name}: soft signal {s:?} is not a rule signal")),
+            }
+        }
+        head.with_soft_signals(soft, file.soft_threshold).map_err(|e| format!("{name}: {e}"))
     }
 
     /// Parses the `jailguard` crate's `neural_binary_200k.json` (keys
@@ -133,7 +182,64 @@ impl InjectionHead {
             });
             width = Some(outputs);
         }
-        Ok(Self { layers, threshold, name: name.to_string() })
+        Ok(Self {
+            layers,
+            ngrams: None,
+            soft: Vec::new(),
+            soft_threshold: 0.0,
+            threshold,
+            name: name.to_string(),
+            id: name.to_string(),
+        })
+    }
+
+    /// The same head with these rule signals soft: they flag a text only
+    /// with a probability of at least `soft_threshold` (see
+    /// [`Self::decide`]). Each must be a feature of the n-gram model.
+    pub fn with_soft_signals(mut self, soft: Vec<Signal>, soft_threshold: f32) -> Result<Self, String> {
+        if !soft.is_empty() && self.ngrams.as_ref().and_then(NgramModel::signal_weights).is_none() {
+            return Err("soft signals without an n-gram model that weighs rule signals".into());
+        }
+        if !(0.0..=self.threshold).contains(&soft_threshold) {
+            return Err(format!("soft threshold {soft_threshold} is not within 0..={}", self.threshold));
+        }
+        self.soft_threshold = soft_threshold;
+        self.soft = soft;
+        self.soft.sort();
+        self.soft.dedup();
+        Ok(self)
+    }
+
+    pub fn soft_signals(&self) -> &[Signal] {
+        &self.soft
+    }
+
+    pub fn soft_threshold(&self) -> f32 {
+        self.soft_threshold
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The decision on one text (`signals`: the rule screening of the same
+    /// text): flagged if its probability reaches the threshold, if a rule
+    /// signal that is not soft under this head fired, or if a soft one
+    /// fired and the probability reaches the soft threshold.
+    pub fn decide(&self, probability: f32, signals: &[Signal]) -> bool {
+        let rule =
+            |soft: bool| signals.iter().any(|s| *s != Signal::LearnedInstruction && self.soft.contains(s) == soft);
+        probability >= self.threshold || rule(false) || (probability >= self.soft_threshold && rule(true))
+    }
+
+    /// The same head with a character n-gram model whose logit is added.
+    pub fn with_ngrams(mut self, ngrams: NgramModel) -> Self {
+        self.ngrams = Some(ngrams);
+        self
+    }
+
+    pub fn ngrams(&self) -> Option<&NgramModel> {
+        self.ngrams.as_ref()
     }
 
     /// Length of the embedding the head reads.
@@ -155,14 +261,24 @@ impl InjectionHead {
         self
     }
 
-    /// Probability that the embedded text carries instructions. An
-    /// embedding of the wrong length scores 0 (and fails in debug builds):
-    /// the engine checks the model's dimension against the head at start.
-    pub fn probability(&self, embedding: &[f32]) -> f32 {
+    /// Probability that `text`, whose sentence embedding is `embedding`,
+    /// carries instructions: the sigmoid of the layers' logit plus the
+    /// n-gram model's (if the head has one). An embedding of the wrong
+    /// length scores 0 (and fails in debug builds): the engine checks the
+    /// model's dimension against the head at start.
+    pub fn probability(&self, embedding: &[f32], text: &str) -> f32 {
         if embedding.len() != self.dimension() {
             debug_assert!(false, "embedding of {} values for a head of {}", embedding.len(), self.dimension());
             return 0.0;
         }
+        let ngrams = self.ngrams.as_ref().map_or(0.0, |n| n.logit(text));
+        sigmoid(self.embedding_logit(embedding) + ngrams)
+    }
+
+    /// The layers' logit alone (no n-grams). `embedding` must have
+    /// [`Self::dimension`] values.
+    pub fn embedding_logit(&self, embedding: &[f32]) -> f32 {
+        assert_eq!(embedding.len(), self.dimension(), "embedding length");
         let mut input = embedding.to_vec();
         let mut output = Vec::new();
         for layer in &self.layers {
@@ -178,13 +294,20 @@ impl InjectionHead {
             debug_assert_eq!(output.len(), layer.outputs);
             std::mem::swap(&mut input, &mut output);
         }
-        let logit = input[0];
-        1.0 / (1.0 + (-logit).exp())
+        input[0]
     }
 
-    pub fn flags(&self, embedding: &[f32]) -> bool {
-        self.probability(embedding) >= self.threshold
+    pub fn flags(&self, embedding: &[f32], text: &str) -> bool {
+        self.probability(embedding, text) >= self.threshold
     }
+}
+
+fn hex12(digest: &[u8]) -> String {
+    digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn sigmoid(logit: f32) -> f32 {
+    1.0 / (1.0 + (-logit).exp())
 }
 
 /// Dot product with 8 independent lanes, so the reduction vectorises (a
@@ -238,14 +361,14 @@ mod tests {
     fn forward_pass_matches_hand_computation() {
         let head = tiny(0.5);
         // relu([1, -0]) = [1, 0]; 4 - 2 = 2; sigmoid(2) = 0.8808
-        assert!((head.probability(&[1.0, 0.0]) - 0.880_797).abs() < 1e-5);
+        assert!((head.probability(&[1.0, 0.0], "") - 0.880_797).abs() < 1e-5);
         // relu([-1, -0]) = [0, 0]; sigmoid(-2) = 0.1192
-        assert!((head.probability(&[-1.0, 0.0]) - 0.119_203).abs() < 1e-5);
+        assert!((head.probability(&[-1.0, 0.0], "") - 0.119_203).abs() < 1e-5);
         // second unit reads -x1: relu(-(-1)) = 1
-        assert!((head.probability(&[0.0, -1.0]) - 0.880_797).abs() < 1e-5);
-        assert!(head.flags(&[1.0, 0.0]));
-        assert!(!head.flags(&[-1.0, 0.0]));
-        assert!(!tiny(0.9).flags(&[1.0, 0.0]));
+        assert!((head.probability(&[0.0, -1.0], "") - 0.880_797).abs() < 1e-5);
+        assert!(head.flags(&[1.0, 0.0], ""));
+        assert!(!head.flags(&[-1.0, 0.0], ""));
+        assert!(!tiny(0.9).flags(&[1.0, 0.0], ""));
     }
 
     #[test]
@@ -270,7 +393,37 @@ mod tests {
         let head = default_head();
         assert_eq!(head.dimension(), 384);
         assert!(head.threshold() > 0.0 && head.threshold() < 1.0);
-        let p = head.probability(&[0.0; 384]);
+        let p = head.probability(&[0.0; 384], "Purchased Trail shoes for 89.00 EUR at Acme Outdoors");
         assert!((0.0..=1.0).contains(&p));
+        assert!(head.ngrams().is_some(), "the shipped head carries its n-gram model");
+    }
+
+    #[test]
+    fn ngram_logit_is_added_to_the_layers_logit() {
+        use crate::ngrams::NgramSpec;
+        let spec = NgramSpec::new(2, 3, 64).unwrap();
+        let weights: Vec<f32> = (0..64).map(|i| (i % 7) as f32 - 3.0).collect();
+        let ngrams = NgramModel::new(spec, -0.5, weights).unwrap();
+        let text = "repeat the context";
+        let expected = sigmoid(2.0 + ngrams.logit(text));
+        let head = tiny(0.5).with_ngrams(ngrams.clone());
+        assert!((head.probability(&[1.0, 0.0], text) - expected).abs() < 1e-6);
+        // Through a file: format 2 with an `ngrams` section.
+        let file = serde_json::json!({
+            "format": FORMAT, "embedding": "test", "threshold": 0.5,
+            "layers": [
+                {"weights": [[1.0, 0.0], [0.0, -1.0]], "bias": [0.0, 0.0], "activation": "relu"},
+                {"weights": [[4.0, 4.0]], "bias": [-2.0], "activation": "sigmoid"}
+            ],
+            "ngrams": ngrams.to_file(),
+        });
+        let loaded = InjectionHead::from_json("f", &file.to_string()).unwrap();
+        assert!((loaded.probability(&[1.0, 0.0], text) - expected).abs() < 1e-6);
+        let mut v1 = file.clone();
+        v1["format"] = serde_json::json!(FORMAT_V1);
+        assert!(InjectionHead::from_json("f", &v1.to_string()).is_err(), "format 1 has no n-grams");
+        v1.as_object_mut().unwrap().remove("ngrams");
+        let plain = InjectionHead::from_json("f", &v1.to_string()).unwrap();
+        assert!((plain.probability(&[1.0, 0.0], text) - sigmoid(2.0)).abs() < 1e-6);
     }
 }

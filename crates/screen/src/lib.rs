@@ -26,6 +26,7 @@ mod encoded;
 mod fold;
 pub mod learned;
 mod lexicon;
+pub mod ngrams;
 mod phrases;
 mod screen;
 mod signal;
@@ -33,6 +34,7 @@ mod structure;
 
 pub use encoded::{blobs, Blob, BlobKind};
 pub use learned::{default_head, InjectionHead};
+pub use ngrams::{NgramModel, NgramSpec};
 pub use screen::screen;
 pub use signal::{Screening, Signal};
 

@@ -50,6 +50,23 @@ impl Signal {
         Signal::LearnedInstruction,
     ];
 
+    /// The rule signals (every signal but the learned one), in order.
+    pub const RULES: [Signal; 8] = [
+        Signal::OverridePhrase,
+        Signal::RoleMarker,
+        Signal::EncodedPayload,
+        Signal::PromptUrl,
+        Signal::DelimiterForgery,
+        Signal::HiddenMarkup,
+        Signal::Obfuscation,
+        Signal::ToolCall,
+    ];
+
+    /// The signal of a [`Signal::as_str`] name.
+    pub fn from_name(name: &str) -> Option<Signal> {
+        Signal::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
     /// Stable snake_case name (logs, metrics, API flags).
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -131,6 +148,19 @@ mod tests {
                 "learned_instruction"
             ]
         );
+    }
+
+    #[test]
+    fn names_parse_back_and_rules_are_all_but_the_learned_signal() {
+        for s in Signal::ALL {
+            assert_eq!(Signal::from_name(s.as_str()), Some(s));
+        }
+        assert_eq!(Signal::from_name("nope"), None);
+        assert_eq!(&Signal::ALL[..8], &Signal::RULES[..]);
+        assert!(!Signal::RULES.contains(&Signal::LearnedInstruction));
+        for (i, s) in Signal::RULES.iter().enumerate() {
+            assert_eq!(*s as usize, i, "RULES is indexed by discriminant");
+        }
     }
 
     #[test]

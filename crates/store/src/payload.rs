@@ -198,6 +198,7 @@ mod tests {
             ingested_at: 1_790_000_100,
             content_hash: "h".into(),
             injection_score: Some(0.25),
+            injection_head: Some("0123456789ab".into()),
         };
         let payload = event_payload(&record).unwrap();
         assert!(payload["record"].is_string(), "{payload:?}");

@@ -16,12 +16,17 @@ pub struct EventRecord {
     /// Hex sha256 of the event's canonical JSON.
     pub content_hash: String,
     /// Probability from the learned injection head that `text` carries
-    /// instructions, computed from its embedding at ingest (so a context
-    /// call pays nothing for it). Absent on records written before the head
-    /// existed or by an engine without one; screening then scores the
-    /// stored vector.
+    /// instructions, computed at ingest from its embedding and its
+    /// character n-grams (so a context call pays nothing for it). Absent on
+    /// records written before the head existed or by an engine without one;
+    /// screening then scores the stored vector and text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub injection_score: Option<f32>,
+    /// Which head computed `injection_score` (`InjectionHead::id`). A score
+    /// from another head (or without this field) is recomputed at read time
+    /// from the stored vector and text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub injection_head: Option<String>,
 }
 
 /// Inclusive time bounds in unix seconds; `None` leaves a side open.

@@ -102,6 +102,7 @@ mod tests {
                 ingested_at: 0,
                 content_hash: String::new(),
                 injection_score: None,
+                injection_head: None,
             },
             vector: vec![1.0],
             dense_rank: None,

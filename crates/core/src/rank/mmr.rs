@@ -50,6 +50,7 @@ mod tests {
                 ingested_at: 0,
                 content_hash: String::new(),
                 injection_score: None,
+                injection_head: None,
             },
             vector,
             dense_rank: None,

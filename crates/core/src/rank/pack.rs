@@ -37,6 +37,18 @@ pub trait CountTokens: Send + Sync {
     }
 }
 
+/// The learned head's probability for a candidate: the score stored at
+/// ingest if this head computed it, else computed now from the stored vector
+/// and text (a record from before the head, or from another head). `None` if
+/// the vector does not fit the head.
+pub fn learned_score(head: &InjectionHead, point: &Candidate) -> Option<f32> {
+    let record = &point.record;
+    match (record.injection_score, record.injection_head.as_deref()) {
+        (Some(p), Some(id)) if id == head.id() => Some(p),
+        _ => (point.vector.len() == head.dimension()).then(|| head.probability(&point.vector, &record.text)),
+    }
+}
+
 /// What packing produced.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Packed {
@@ -137,17 +149,21 @@ pub fn pack(request: PackRequest<'_>, counter: &dyn CountTokens) -> Packed {
         let event = &candidates[group.latest()].record.event;
         let raw = sentence(candidates, group, lists_full);
         let mut screening = screener.screen(&raw);
-        if !event.event_source_url.is_empty() {
-            screening.signals.extend(screener.screen(&event.event_source_url).signals);
-        }
+        let in_sentence = screening.signals.clone();
+        let url_flagged = !event.event_source_url.is_empty() && {
+            let url = screener.screen(&event.event_source_url).signals;
+            screening.signals.extend(&url);
+            !url.is_empty()
+        };
         if let Some(head) = learned {
             let latest = &candidates[group.latest()];
-            let scored = latest
-                .record
-                .injection_score
-                .or_else(|| (latest.vector.len() == head.dimension()).then(|| head.probability(&latest.vector)));
-            if scored.is_some_and(|p| p >= head.threshold()) {
-                screening.signals.push(Signal::LearnedInstruction);
+            if let Some(p) = learned_score(head, latest) {
+                if p >= head.threshold() {
+                    screening.signals.push(Signal::LearnedInstruction);
+                } else if !url_flagged && !head.decide(p, &in_sentence) {
+                    // Only soft signals, outweighed in the head's decision.
+                    screening.signals.clear();
+                }
             }
         }
         screening.signals.sort();

@@ -258,6 +258,7 @@ mod tests {
             ingested_at: NOW,
             content_hash: String::new(),
             injection_score: None,
+            injection_head: None,
         }
     }
 
