@@ -117,6 +117,8 @@ pub struct TrainArgs {
     pub rule_features: bool,
     /// Rule signals that flag only through the head's probability.
     pub soft_signals: Vec<String>,
+    /// Highest soft threshold calibration may choose.
+    pub max_soft_threshold: f32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,12 +191,24 @@ fn calibrate(scores: &[f32], forced: &[bool], samples: &[&Sample], max_fp: f64) 
 /// within the bounds; among equals the lowest `v` (soft rules overruled
 /// least). Tries ~400 values of `v` (quantiles of the scores, and 0); for
 /// each, the lowest `t` that fits (false positives fall as `t` rises).
-fn calibrate_soft(scores: &[f32], hard: &[bool], soft: &[bool], samples: &[&Sample], max_fp: f64) -> (f32, f32) {
+fn calibrate_soft(
+    scores: &[f32],
+    hard: &[bool],
+    soft: &[bool],
+    samples: &[&Sample],
+    max_fp: f64,
+    max_soft: f32,
+) -> (f32, f32) {
     let mut values: Vec<f32> = scores.to_vec();
     values.sort_by(f32::total_cmp);
     values.dedup();
     let step = (values.len() / 400).max(1);
-    let mut vs: Vec<f32> = std::iter::once(0.0).chain(values.iter().copied().step_by(step)).collect();
+    let mut vs: Vec<f32> = std::iter::once(0.0)
+        .chain(values.iter().copied().step_by(step))
+        .chain([max_soft])
+        .filter(|&v| v <= max_soft)
+        .collect();
+    vs.sort_by(f32::total_cmp);
     vs.dedup();
     let fits = |t: f32, v: f32| {
         let r = rates(samples, |i| hard[i] || scores[i] >= t || (soft[i] && scores[i] >= v));
@@ -467,7 +481,8 @@ pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<(
     let val_scores: Vec<f32> = val_idx.iter().map(|&i| head.probability(&vectors[i], &samples[i].text)).collect();
     let hard: Vec<bool> = val_signals.iter().map(|s| s.iter().any(|x| !soft.contains(x))).collect();
     let soft_fired: Vec<bool> = val_signals.iter().map(|s| s.iter().any(|x| soft.contains(x))).collect();
-    let (threshold, soft_threshold) = calibrate_soft(&val_scores, &hard, &soft_fired, &val, args.max_fp);
+    let (threshold, soft_threshold) =
+        calibrate_soft(&val_scores, &hard, &soft_fired, &val, args.max_fp, args.max_soft_threshold);
     let head =
         head.with_threshold(threshold).with_soft_signals(soft.clone(), soft_threshold).map_err(anyhow::Error::msg)?;
     let decision = |i: usize| head.decide(val_scores[i], val_signals[i]);

@@ -207,6 +207,14 @@ struct TrainCmd {
     /// every rule flags on its own).
     #[arg(long, value_delimiter = ',', default_value = "override_phrase,obfuscation,tool_call")]
     soft_signals: Vec<String>,
+    /// Highest probability the soft threshold may be: a soft rule finding is
+    /// overruled only where the model, having weighed that finding, still
+    /// finds the text less likely than this to carry instructions. (With
+    /// 0.86, calibration's free choice, the activity benchmark's planted
+    /// multilingual override payloads were overruled: 8 of 55 missed; with
+    /// 0.5, 2 of 55; with 0.1, none.)
+    #[arg(long, default_value_t = 0.1)]
+    max_soft_threshold: f32,
 }
 
 fn unit(flag: &str, v: f32) -> anyhow::Result<f32> {
@@ -320,6 +328,7 @@ fn main() -> anyhow::Result<()> {
                 ngram_l2: cmd.ngram_l2,
                 rule_features: !cmd.no_rule_features,
                 soft_signals: cmd.soft_signals.into_iter().filter(|s| !s.is_empty()).collect(),
+                max_soft_threshold: unit("max-soft-threshold", cmd.max_soft_threshold)?,
             };
             runtime.block_on(injection_train::run(&args, &engine_args(&cmd.common)?))
         }

@@ -396,6 +396,32 @@ mod tests {
         let p = head.probability(&[0.0; 384], "Purchased Trail shoes for 89.00 EUR at Acme Outdoors");
         assert!((0.0..=1.0).contains(&p));
         assert!(head.ngrams().is_some(), "the shipped head carries its n-gram model");
+        assert!(head.ngrams().and_then(|n| n.signal_weights()).is_some(), "with the rule signals as features");
+        assert!(!head.soft_signals().is_empty() && head.soft_threshold() < head.threshold());
+        assert_eq!(head.id().len(), 12);
+    }
+
+    #[test]
+    fn soft_signals_flag_only_at_their_threshold_and_need_signal_features() {
+        use crate::ngrams::NgramSpec;
+        let spec = NgramSpec::new(2, 3, 64).unwrap();
+        let plain = NgramModel::new(spec, 0.0, vec![0.0; 64]).unwrap();
+        assert!(tiny(0.9).with_soft_signals(vec![Signal::OverridePhrase], 0.5).is_err(), "no n-gram model");
+        assert!(
+            tiny(0.9).with_ngrams(plain.clone()).with_soft_signals(vec![Signal::OverridePhrase], 0.5).is_err(),
+            "an n-gram model without signal weights"
+        );
+        let weighted = plain.with_signal_weights([0.0; 8]).unwrap();
+        assert!(tiny(0.9).with_ngrams(weighted.clone()).with_soft_signals(vec![], 0.95).is_err(), "above threshold");
+        let head = tiny(0.9).with_ngrams(weighted).with_soft_signals(vec![Signal::OverridePhrase], 0.5).unwrap();
+        let (o, r) = (Signal::OverridePhrase, Signal::RoleMarker);
+        assert!(!head.decide(0.2, &[]));
+        assert!(head.decide(0.9, &[]), "the threshold alone");
+        assert!(!head.decide(0.49, &[o]), "soft, below its threshold");
+        assert!(head.decide(0.5, &[o]), "soft, at its threshold");
+        assert!(head.decide(0.0, &[r]), "not soft: flags on its own");
+        assert!(head.decide(0.0, &[o, r]));
+        assert!(!head.decide(0.0, &[Signal::LearnedInstruction]), "the learned signal is not a rule");
     }
 
     #[test]
