@@ -330,9 +330,12 @@ pub async fn run(args: &InjectionArgs, engine_args: &EngineArgs) -> anyhow::Resu
     let eval = EvalEngine::open(engine_args, dir.path(), 12.0, 4_096).await?;
     let detector = match eval.engine().injection_head() {
         Some(head) => format!(
-            "rules + learned head ({}, threshold {:.4}, head file sha256 {})",
+            "rules + learned head ({}, {}, threshold {:.4}, soft signals {:?} at {:.4}, head file sha256 {})",
             head.name(),
+            if head.ngrams().is_some() { "embedding layers + character n-grams" } else { "embedding layers" },
             head.threshold(),
+            head.soft_signals().iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+            head.soft_threshold(),
             head_sha(&engine_args.injection_head)
         ),
         None => "rules only".into(),

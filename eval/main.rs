@@ -142,9 +142,9 @@ struct InjectionCmd {
     /// Every n-th entry of each label (CI runs a subset).
     #[arg(long, default_value_t = 1)]
     every: usize,
-    /// The run's headline is appended here (empty: not recorded).
+    /// The run's headline is appended here (`--history ''`: not recorded).
     #[arg(long, default_value = "eval/injection/history.jsonl")]
-    history: PathBuf,
+    history: String,
 }
 
 #[derive(Debug, Args)]
@@ -303,7 +303,7 @@ fn main() -> anyhow::Result<()> {
                 every: cmd.every,
                 detector: String::new(),
                 out: cmd.common.out.clone(),
-                history: (!cmd.history.as_os_str().is_empty()).then_some(cmd.history),
+                history: (!cmd.history.is_empty()).then(|| PathBuf::from(&cmd.history)),
             };
             let report = runtime.block_on(injection::run(&args, &engine))?;
             injection::publish(&report, &args.out, args.history.as_deref())

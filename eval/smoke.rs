@@ -104,8 +104,12 @@ async fn scifact_subset() {
 
 /// `context-eval injection` on every 8th entry of the frozen test corpus
 /// (93 texts × 7 fields), through the real model, store and shipped head.
-/// The bounds sit above the full corpus's first-run figures (README) with
-/// room for the subset's noise; rules alone pass 64 % and fail the first.
+/// The bounds sit at the upper ends of the subset's 95 % intervals with the
+/// shipped head (2026-12-03: pass-through 9.4 %, CI 6.8–13.0 %; false
+/// positives 2.3 %, CI 1.1–4.6 %), room for the small differences between
+/// CPUs' embedding kernels; rules alone pass 64 % and fail the first, the
+/// previous head (3.4 % false positives on the full corpus) is near the
+/// second.
 #[tokio::test(flavor = "multi_thread")]
 async fn injection_subset() {
     let corpus = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("injection/test.jsonl");
@@ -138,6 +142,6 @@ async fn injection_subset() {
     use crate::injection::Label;
     assert_eq!(total(Label::Malicious).missing + total(Label::Benign).missing, 0, "every accepted pair is answered");
     assert!(total(Label::Malicious).shown > 300 && total(Label::Benign).shown > 250);
-    assert!(report.pass_through <= 0.18, "pass-through {}", report.pass_through);
-    assert!(report.false_positive <= 0.08, "false positives {}", report.false_positive);
+    assert!(report.pass_through <= 0.13, "pass-through {}", report.pass_through);
+    assert!(report.false_positive <= 0.046, "false positives {}", report.false_positive);
 }
