@@ -1,5 +1,5 @@
 //! `context-eval injection-train`: trains the learned injection head on the
-//! development corpus and writes it in `ce-injection-head/1` format.
+//! development corpus and writes it in `ce-injection-head/2` format.
 //!
 //! Training material, all of it written for this project or generated here:
 //! every development entry planted into each of the seven rendered fields
@@ -33,6 +33,10 @@ use crate::injection::{self, Label, FIELDS};
 use context_engine::render::learned::sigmoid;
 use context_engine::render::{InjectionHead, NgramModel, NgramSpec, Signal};
 
+/// One training sentence of the n-gram model: sparse features, malicious,
+/// weight.
+type TrainRow<'a> = (&'a [(u32, f32)], bool, f32);
+
 /// Adam step size of the n-gram model.
 const NGRAM_LR: f32 = 0.05;
 
@@ -43,7 +47,7 @@ const NGRAM_LR: f32 = 0.05;
 fn train_ngrams(
     spec: NgramSpec,
     rule_features: bool,
-    train: &[(&[(u32, f32)], bool, f32)],
+    train: &[TrainRow<'_>],
     epochs: usize,
     l2: f32,
 ) -> anyhow::Result<NgramModel> {
@@ -113,6 +117,8 @@ pub struct TrainArgs {
     pub ngram_buckets: usize,
     pub ngram_epochs: usize,
     pub ngram_l2: f32,
+    /// The folded text's n-grams as well.
+    pub ngram_folded: bool,
     /// Rule signals as features of the n-gram model.
     pub rule_features: bool,
     /// Rule signals that flag only through the head's probability.
@@ -216,9 +222,11 @@ fn calibrate_soft(
     };
     let mut best: Option<(f64, f32, f32)> = None;
     for &v in &vs {
-        // Candidate thresholds t ≥ v, plus "never" (1.0 + ε stands for it).
-        let ts: Vec<f32> = values.iter().copied().filter(|&t| t >= v).chain([f32::INFINITY]).collect();
-        if fits(f32::INFINITY, v).is_none() {
+        // Candidate thresholds t ≥ v, up to 1.0 (what ships: a sigmoid in
+        // f32 reaches 1.0 itself for logits above ~17).
+        let mut ts: Vec<f32> = values.iter().copied().filter(|&t| t >= v && t < 1.0).collect();
+        ts.push(1.0);
+        if fits(1.0, v).is_none() {
             continue;
         }
         let (mut lo, mut hi) = (0usize, ts.len() - 1);
@@ -233,10 +241,17 @@ fn calibrate_soft(
         let t = ts[lo];
         let d = fits(t, v).unwrap_or(0.0);
         if best.is_none_or(|(bd, _, _)| d > bd) {
-            best = Some((d, t.min(1.0), v));
+            best = Some((d, t, v));
         }
     }
-    best.map_or((1.0, 1.0), |(_, t, v)| (t, v.min(t)))
+    // Nothing fits: the most conservative head (every rule flags on its own).
+    best.map_or_else(
+        || {
+            eprintln!("warning: no thresholds keep false positives within the bounds; soft rules disabled");
+            (1.0, 0.0)
+        },
+        |(_, t, v)| (t, v.min(t)),
+    )
 }
 
 fn stable_bce(logits: &Tensor, y: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
@@ -264,6 +279,14 @@ pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<(
         }
         entries.append(&mut loaded);
     }
+    let mut ids = HashSet::new();
+    if let Some(dup) = entries.iter().find(|e| !ids.insert(e.id.as_str())) {
+        anyhow::bail!("entry id {:?} occurs twice across the corpora (the split goes by id)", dup.id);
+    }
+    anyhow::ensure!(
+        args.rule_features || args.soft_signals.is_empty(),
+        "--soft-signals need the rule signals as features (drop --no-rule-features)"
+    );
     let now = chrono::Utc::now().timestamp();
     let mut samples = Vec::new();
     for e in &entries {
@@ -434,7 +457,9 @@ pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<(
     // The character n-gram model (with the rule signals as features unless
     // `--no-rule-features`), trained on the same sentences, split and class
     // weights.
-    let spec = NgramSpec::new(args.ngram_min, args.ngram_max, args.ngram_buckets).map_err(anyhow::Error::msg)?;
+    let spec = NgramSpec::new(args.ngram_min, args.ngram_max, args.ngram_buckets)
+        .map_err(anyhow::Error::msg)?
+        .with_folded(args.ngram_folded);
     let features: Vec<Vec<(u32, f32)>> = samples.iter().map(|s| spec.features(&s.text)).collect();
     let signals: Vec<Vec<Signal>> = samples.iter().map(|s| screen(&s.text).signals).collect();
     let with_rules = |i: usize| -> Vec<(u32, f32)> {
@@ -563,13 +588,15 @@ pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<(
                 "validation": {"malicious": count(Group::Malicious, true), "look_alike": count(Group::LookAlike, true), "clean": count(Group::Clean, true)},
             },
             "architecture": format!(
-                "{}, plus a linear model over {} hashed character {}..={}-grams (read forwards and backwards) of the sentence; probability = sigmoid(sum of both logits)",
+                "{}, plus a linear model over {} hashed character {}..={}-grams (read forwards and backwards) of the sentence{}{}; probability = sigmoid(sum of both logits)",
                 if args.hidden > 0 { format!("{dim}→{}→1 MLP (ReLU) over the embedding", args.hidden) } else { format!("{dim}→1 logistic regression over the embedding") },
-                spec.buckets, spec.min_n, spec.max_n
+                spec.buckets, spec.min_n, spec.max_n,
+                if spec.folded { " and of its folded text" } else { "" },
+                if args.rule_features { " and its rule signals" } else { "" },
             ),
             "ngram_training": {"optimizer": "Adam, full batch", "lr": NGRAM_LR, "l2": args.ngram_l2, "epochs": args.ngram_epochs, "loss": "class-balanced logistic (same weights as the layers)"},
             "training": {"optimizer": "AdamW", "lr": 3e-3, "weight_decay": 1e-3, "epochs": args.epochs, "batch": "full", "loss": "class-balanced logistic", "final_loss": last},
-            "calibration": format!("lowest threshold whose decisions (score at or above it, or a rule signal that is not soft) keep validation false positives ≤ {} on look-alikes and ≤ {} on clean sentences", args.max_fp, args.max_fp / 2.0),
+            "calibration": format!("the threshold and soft threshold (at most {}) whose decisions (score at or above the threshold, a rule signal that is not soft, or a soft one with a score at or above the soft threshold) detect the most with validation false positives ≤ {} on look-alikes and ≤ {} on clean sentences", args.max_soft_threshold, args.max_fp, args.max_fp / 2.0),
             "validation": {
                 "split": match &args.holdout { Some(h) => format!("entries of {} (cross-author)", h.display()), None => "20 % of entries by id hash".into() },
                 "rules": rule_rates, "detector": head_rates,

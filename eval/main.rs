@@ -200,6 +200,10 @@ struct TrainCmd {
     /// dev.jsonl → dev2.jsonl: 1e-4, 1e-5, 3e-6, 1e-6, 1e-7, 0).
     #[arg(long, default_value_t = 1e-7)]
     ngram_l2: f32,
+    /// Also the n-grams of the folded text (homoglyphs, leetspeak, spacing
+    /// and invisible characters undone).
+    #[arg(long)]
+    ngram_folded: bool,
     /// Leave the rule signals out of the n-gram model's features.
     #[arg(long)]
     no_rule_features: bool,
@@ -327,6 +331,7 @@ fn main() -> anyhow::Result<()> {
                 ngram_epochs: cmd.ngram_epochs,
                 ngram_l2: cmd.ngram_l2,
                 rule_features: !cmd.no_rule_features,
+                ngram_folded: cmd.ngram_folded,
                 soft_signals: cmd.soft_signals.into_iter().filter(|s| !s.is_empty()).collect(),
                 max_soft_threshold: unit("max-soft-threshold", cmd.max_soft_threshold)?,
             };

@@ -37,7 +37,7 @@ pub enum HeadChoice {
     Shipped,
     /// Rules only.
     None,
-    /// A head file (`ce-injection-head/1`).
+    /// A head file (`ce-injection-head/2`, or `/1`: layers only).
     File(PathBuf),
 }
 

@@ -254,7 +254,7 @@ pub struct RankingArgs {
     pub budget_tokenizer: Option<PathBuf>,
     /// The learned injection head scored at ingest: `shipped` (the head in
     /// ce-screen/data), `none` (rules only), or the path of a head file
-    /// (`ce-injection-head/1`, written by `context-eval injection-train`).
+    /// (`ce-injection-head/2`, written by `context-eval injection-train`).
     #[arg(long, env = "CONTEXT_ENGINE_INJECTION_HEAD", default_value = "shipped")]
     pub injection_head: String,
     /// Token budget of the rendered context when a request says 0.

@@ -135,6 +135,10 @@ async fn reembed(embedder: &EmbedHandle, points: &mut [RawPoint]) -> Result<(), 
     for point in points.iter_mut() {
         let mut record: EventRecord = crate::store::from_payload(&point.id.to_string(), point.payload.clone())?;
         record.text = crate::verbalize::verbalize(&record.event);
+        // The injection score was computed from the old text and vector:
+        // drop it, so screening rescores the record from the new ones.
+        record.injection_score = None;
+        record.injection_head = None;
         texts.push(record.text.clone());
         point.payload = crate::store::event_payload(&record)?;
     }

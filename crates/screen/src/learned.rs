@@ -3,7 +3,7 @@
 //! (all-MiniLM-L6-v2, mean-pooled, L2-normalised, 384 values).
 //!
 //! The head is data, not code: dense layers read from JSON (ours, format
-//! `ce-injection-head/1`, or the `jailguard` crate's 384→256→128→1 file for
+//! `ce-injection-head/2` (`/1`: layers only), or the `jailguard` crate's 384→256→128→1 file for
 //! comparison). The default head ships in this crate (`data/`), trained by
 //! `context-eval injection-train` on the development corpus; its provenance,
 //! training set and calibrated threshold travel inside the file.
@@ -85,9 +85,11 @@ pub struct InjectionHead {
     soft_threshold: f32,
     threshold: f32,
     name: String,
-    /// Identifies the weights: the first 12 hex digits of the head file's
-    /// sha256 (the name for a head built in code). Stored with each score,
-    /// so a score from another head is recomputed rather than trusted.
+    /// Identifies the weights and the rules they weigh: the first 12 hex
+    /// digits of the sha256 of the head file and this crate's rule and
+    /// feature sources (the name for a head built in code). Stored with each
+    /// score, so a score from another head or another build's rules is
+    /// recomputed rather than trusted.
     id: String,
 }
 
@@ -112,7 +114,7 @@ impl InjectionHead {
             return Err(format!("{name}: a {FORMAT_V1:?} file has no n-gram model"));
         }
         let mut head = Self::from_layers(name, &file.layers, file.threshold)?;
-        head.id = hex12(&Sha256::digest(text.as_bytes()));
+        head.id = hex12(&Sha256::new().chain_update(text.as_bytes()).chain_update(rules_fingerprint()).finalize());
         if let Some(n) = &file.ngrams {
             head = head.with_ngrams(NgramModel::from_file(n).map_err(|e| format!("{name}: {e}"))?);
         }
@@ -302,6 +304,31 @@ impl InjectionHead {
     }
 }
 
+/// A stored score weighed the rule signals and n-gram features of the build
+/// that computed it: a build whose rules or features differ must not trust
+/// it. The sources of everything the score depends on, hashed once.
+fn rules_fingerprint() -> &'static [u8; 32] {
+    static FINGERPRINT: OnceLock<[u8; 32]> = OnceLock::new();
+    FINGERPRINT.get_or_init(|| {
+        let sources = [
+            include_str!("chars.rs"),
+            include_str!("encoded.rs"),
+            include_str!("fold.rs"),
+            include_str!("lexicon.rs"),
+            include_str!("ngrams.rs"),
+            include_str!("phrases.rs"),
+            include_str!("screen.rs"),
+            include_str!("signal.rs"),
+            include_str!("structure.rs"),
+        ];
+        let mut h = Sha256::new();
+        for s in sources {
+            h.update(s.as_bytes());
+        }
+        h.finalize().into()
+    })
+}
+
 fn hex12(digest: &[u8]) -> String {
     digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
 }
@@ -327,7 +354,8 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 
 const DEFAULT_HEAD: &str = include_str!("../data/injection_head.json");
 
-/// The head this crate ships (see `data/README.md`).
+/// The head this crate ships (its provenance is inside the file; README,
+/// "Injection screening").
 pub fn default_head() -> &'static InjectionHead {
     static HEAD: OnceLock<InjectionHead> = OnceLock::new();
     HEAD.get_or_init(|| {

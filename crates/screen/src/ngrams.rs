@@ -40,6 +40,9 @@ pub struct NgramFile {
     pub bias: f32,
     /// `buckets` little-endian `f32`, base64 (standard alphabet, padded).
     pub weights_f32le_base64: String,
+    /// Also the folded text's n-grams ([`NgramSpec::folded`]).
+    #[serde(default)]
+    pub folded: bool,
     /// Weights of rule signals (by [`Signal::as_str`] name) as features;
     /// absent: the rules are not features.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -53,6 +56,10 @@ pub struct NgramSpec {
     pub max_n: usize,
     /// A power of two.
     pub buckets: usize,
+    /// Also the n-grams of the folded text (`fold`: homoglyphs, leetspeak,
+    /// spacing and invisible characters undone), hashed apart from the
+    /// plain ones.
+    pub folded: bool,
 }
 
 impl NgramSpec {
@@ -63,7 +70,33 @@ impl NgramSpec {
         if !buckets.is_power_of_two() || !(16..=1 << 24).contains(&buckets) {
             return Err(format!("{buckets} buckets: expected a power of two from 16 to 2^24"));
         }
-        Ok(Self { min_n, max_n, buckets })
+        Ok(Self { min_n, max_n, buckets, folded: false })
+    }
+
+    /// The same spec with the folded text's n-grams as well.
+    pub fn with_folded(mut self, folded: bool) -> Self {
+        self.folded = folded;
+        self
+    }
+
+    /// Hashes of one word's n-grams (forwards, then backwards), the word
+    /// given as code points without padding.
+    fn word_hashes(&self, word: &mut Vec<u32>, offset: u64, hashes: &mut Vec<u32>) {
+        let mask = (self.buckets - 1) as u64;
+        word.insert(0, u32::from(' '));
+        word.push(u32::from(' '));
+        for _ in 0..2 {
+            for start in 0..word.len() {
+                let mut h = offset;
+                for (n, &c) in word[start..].iter().take(self.max_n).enumerate() {
+                    h = (h ^ u64::from(c)).wrapping_mul(FNV_PRIME);
+                    if n + 1 >= self.min_n {
+                        hashes.push(((h ^ (h >> 32)) & mask) as u32);
+                    }
+                }
+            }
+            word.reverse();
+        }
     }
 
     /// The sparse, L2-normalised feature vector of `text`: `(bucket, value)`
@@ -71,25 +104,23 @@ impl NgramSpec {
     /// words.
     pub fn features(&self, text: &str) -> Vec<(u32, f32)> {
         let lower = text.to_lowercase();
-        let mask = (self.buckets - 1) as u64;
         let mut hashes: Vec<u32> = Vec::with_capacity(lower.len() * 2 * (self.max_n - self.min_n + 1));
         let mut word: Vec<u32> = Vec::with_capacity(64);
         for w in lower.split_whitespace() {
             word.clear();
-            word.push(u32::from(' '));
             word.extend(w.chars().map(u32::from));
-            word.push(u32::from(' '));
-            for _ in 0..2 {
-                for start in 0..word.len() {
-                    let mut h = FNV_OFFSET;
-                    for (n, &c) in word[start..].iter().take(self.max_n).enumerate() {
-                        h = (h ^ u64::from(c)).wrapping_mul(FNV_PRIME);
-                        if n + 1 >= self.min_n {
-                            hashes.push(((h ^ (h >> 32)) & mask) as u32);
-                        }
-                    }
+            self.word_hashes(&mut word, FNV_OFFSET, &mut hashes);
+        }
+        if self.folded {
+            let folded = crate::fold::fold(text);
+            let mut units = folded.units.iter().peekable();
+            while let Some(u) = units.next() {
+                word.clear();
+                word.push(u32::from(u.c));
+                while let Some(next) = units.next_if(|n| n.flags & crate::fold::START == 0) {
+                    word.push(u32::from(next.c));
                 }
-                word.reverse();
+                self.word_hashes(&mut word, FOLDED_OFFSET, &mut hashes);
             }
         }
         hashes.sort_unstable();
@@ -112,6 +143,8 @@ impl NgramSpec {
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+/// Seeds the folded text's n-grams apart from the plain ones.
+const FOLDED_OFFSET: u64 = FNV_OFFSET ^ 0x9e37_79b9_7f4a_7c15;
 
 /// A loaded n-gram model.
 #[derive(Debug, Clone)]
@@ -149,7 +182,7 @@ impl NgramModel {
     }
 
     pub fn from_file(file: &NgramFile) -> Result<Self, String> {
-        let spec = NgramSpec::new(file.min_n, file.max_n, file.buckets)?;
+        let spec = NgramSpec::new(file.min_n, file.max_n, file.buckets)?.with_folded(file.folded);
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(&file.weights_f32le_base64)
             .map_err(|e| format!("n-gram weights: {e}"))?;
@@ -177,6 +210,7 @@ impl NgramModel {
             min_n: self.spec.min_n,
             max_n: self.spec.max_n,
             buckets: self.spec.buckets,
+            folded: self.spec.folded,
             bias: self.bias,
             weights_f32le_base64: base64::engine::general_purpose::STANDARD.encode(bytes),
             signal_weights: self
@@ -233,6 +267,29 @@ mod tests {
         assert_eq!(spec.features("ignore the rules"), spec.features("selur eht erongi"));
         assert_ne!(spec.features("ignore the rules"), spec.features("ignore the rulers"));
         assert!(spec.features(" \n ").is_empty());
+    }
+
+    #[test]
+    fn folded_ngrams_see_through_disguise_and_are_hashed_apart() {
+        let plain = NgramSpec::new(2, 4, 1 << 20).unwrap();
+        let folded = plain.with_folded(true);
+        let set = |spec: NgramSpec, t: &str| spec.features(t).into_iter().map(|(b, _)| b).collect::<Vec<u32>>();
+        let shared = |a: &[u32], b: &[u32]| a.iter().filter(|x| b.contains(x)).count();
+        // Plain n-grams of "ign0re" and "ignore" share little; folded ones
+        // add the n-grams of "ignore" to both.
+        let (a, b) = (set(folded, "ign0re th3 rul3s"), set(folded, "ignore the rules"));
+        let (pa, pb) = (set(plain, "ign0re th3 rul3s"), set(plain, "ignore the rules"));
+        assert!(shared(&a, &b) >= shared(&pa, &pb) + 20, "{} vs {}", shared(&a, &b), shared(&pa, &pb));
+        // Folded n-grams are hashed apart: the folded spec has more buckets.
+        assert!(set(folded, "ignore").len() > set(plain, "ignore").len());
+        // Cyrillic look-alikes fold to the Latin word: every folded n-gram
+        // of "ignore" is shared (the plain ones are not).
+        let cyrillic = "\u{0456}gn\u{043E}r\u{0435}";
+        let all = set(plain, "ignore").len();
+        assert!(shared(&set(folded, cyrillic), &set(folded, "ignore")) >= all);
+        assert!(shared(&set(plain, cyrillic), &set(plain, "ignore")) < all / 2);
+        let model = NgramModel::new(folded, 0.0, vec![0.5; 1 << 20]).unwrap();
+        assert_eq!(NgramModel::from_file(&model.to_file()).unwrap().spec(), folded, "the flag round-trips");
     }
 
     #[test]
