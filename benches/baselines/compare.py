@@ -6,7 +6,10 @@ numbers side by side with ratios and write them all to a JSON file.
                       [--passes 3] [--queries 200] [--ours-variant NAME=ARGS ...]
 
 `--ours-variant bf16="--cpu-precision bf16"` also runs our bench with those
-extra arguments, reported as `ours-bf16` with its own ratios.
+extra arguments, reported as `ours-bf16` with its own ratios. Leading
+`NAME=VALUE` words of a variant are environment settings for that run only:
+`--ours-variant 'avx2=CONTEXT_ENGINE_CPU_ISA=avx2 OPENBLAS_CORETYPE=Haswell'`
+runs our AVX2 path on an AVX-512 machine (README, Measured).
 
 Each backend runs in its own process so thread settings do not interfere, one
 after another so they never compete for cores. run.sh sets up the venv and
@@ -20,6 +23,7 @@ import statistics
 import datetime as dt
 import json
 import os
+import re
 import resource
 import shlex
 import subprocess
@@ -223,19 +227,27 @@ def main() -> None:
             runs.append(("ours", [*shlex.split(args.ours_cmd), "--texts", str(texts), *common_args, "--json"]))
             for variant in args.ours_variant:
                 name, _, extra = variant.partition("=")
-                runs.append((f"ours-{name}", [*shlex.split(args.ours_cmd), *shlex.split(extra), "--texts", str(texts), *common_args, "--json"]))
-        per_round: dict[str, list[dict | None]] = {name: [] for name, _ in runs}
-        infos: dict[str, list[dict]] = {name: [] for name, _ in runs}
+                words = shlex.split(extra)
+                settings = {}
+                while words and re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", words[0]):
+                    key, _, value = words.pop(0).partition("=")
+                    settings[key] = value
+                runs.append((f"ours-{name}", [*shlex.split(args.ours_cmd), *words, "--texts", str(texts), *common_args, "--json"], settings))
+        runs = [run if len(run) == 3 else (*run, {}) for run in runs]
+        per_round: dict[str, list[dict | None]] = {name: [] for name, _, _ in runs}
+        infos: dict[str, list[dict]] = {name: [] for name, _, _ in runs}
         for round_no in range(args.rounds):
-            for name, cmd in runs:
+            for name, cmd, settings in runs:
                 label = name if args.rounds == 1 else f"{name} (round {round_no + 1}/{args.rounds})"
-                result, error, info = run_json(label, cmd, REPO, env)
+                if settings:
+                    label += " with " + " ".join(f"{k}={v}" for k, v in settings.items())
+                result, error, info = run_json(label, cmd, REPO, {**env, **settings})
                 per_round[name].append(result)
                 infos[name].append(info)
                 if error:
                     errors[name] = error
                     print(f"compare: ERROR: {label} failed: {error}", file=sys.stderr)
-        for name, _ in runs:
+        for name, _, _ in runs:
             results[name] = median_result(per_round[name])
             run_info[name] = infos[name][0] if args.rounds == 1 else {
                 "rounds": infos[name],

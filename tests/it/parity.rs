@@ -49,7 +49,7 @@ fn matches_sentence_transformers_reference() {
         assert!(c >= 0.9999, "cosine {c} < 0.9999 for {:?}", row.text);
         min = min.min(c);
     }
-    println!("parity: {} reference rows, minimum cosine {min:.7}", rows.len());
+    println!("parity: {}: {} reference rows, minimum cosine {min:.7}", model.backend(), rows.len());
 }
 
 /// The worst cosine to the reference over every text, embedded in one
@@ -178,4 +178,55 @@ fn cuda_f16_matches_the_reference() {
         min = min.min(c);
     }
     println!("parity: {backend}: {} reference rows, minimum cosine {min:.7}", rows.len());
+}
+
+/// The paths an AVX2-only CPU (AMD Zen 3) or an older one takes, on
+/// whatever CPU runs the suite: this test binary is run again with
+/// `CONTEXT_ENGINE_CPU_ISA` set to `avx2` and to `baseline` (our kernels
+/// then use no AVX-512, no AVX-512 BF16 and no AMX, and `auto` precision
+/// resolves to f32), and the default model and every CPU kernel set must
+/// still meet the reference.
+#[test]
+fn capped_instruction_sets_match_the_reference() {
+    if std::env::var_os(context_engine::embed::CPU_ISA_ENV).is_some() {
+        return; // already the child run
+    }
+    if reference().is_none() {
+        return;
+    }
+    for cap in ["avx2", "baseline"] {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "parity::matches_sentence_transformers_reference",
+                "parity::every_cpu_kernel_matches_the_reference",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
+            .env(context_engine::embed::CPU_ISA_ENV, cap)
+            .output()
+            .unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "{cap}: child run failed:\n{text}");
+        assert!(text.contains("2 passed"), "{cap}: both parity tests ran:\n{text}");
+        let capped =
+            text.lines().filter(|l| l.contains(&format!("capped at {cap}")) && l.contains("minimum cosine")).count();
+        assert!(capped >= 2, "{cap}: the default model and the kernel sets report the cap:\n{text}");
+        assert!(
+            text.lines().any(|l| l.contains("reference rows") && l.contains(&format!("capped at {cap}"))),
+            "{cap}: the default model ran capped:\n{text}"
+        );
+        for line in text.lines().filter_map(|l| l.find("parity: ").map(|i| &l[i..])) {
+            println!("{cap}: {line}");
+        }
+    }
+    // An unknown value is refused when the model loads, naming the variable.
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "parity::matches_sentence_transformers_reference", "--nocapture"])
+        .env(context_engine::embed::CPU_ISA_ENV, "avx1024")
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success() && text.contains("CONTEXT_ENGINE_CPU_ISA") && text.contains("avx1024"), "{text}");
 }

@@ -48,11 +48,15 @@ pub const ROWS: usize = 16;
 pub const COLS: usize = 16;
 pub const DEPTH: usize = 32;
 
-/// Whether this CPU and kernel let the process use AMX bf16 tiles; asks the
-/// kernel for the tile state once per process.
+/// Whether this CPU and kernel let the process use AMX bf16 tiles (and
+/// [`crate::cpu`] allows it); asks the kernel for the tile state once per
+/// process.
 pub fn available() -> bool {
     static OK: OnceLock<bool> = OnceLock::new();
     *OK.get_or_init(|| {
+        if !crate::cpu::beyond_avx2() {
+            return false;
+        }
         #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
         {
             // CPUID leaf 7 is read only when the CPU reports it.

@@ -20,11 +20,11 @@
 use crate::packed::{finish, row_block, TILE};
 
 /// Whether this CPU has AVX-512 BF16 (with the F and BW subsets the
-/// conversion uses); the checks are cached by std.
+/// conversion uses) and [`crate::cpu`] allows it; the checks are cached.
 pub fn available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        std::arch::is_x86_feature_detected!("avx512f")
+        crate::cpu::avx512f()
             && std::arch::is_x86_feature_detected!("avx512bw")
             && std::arch::is_x86_feature_detected!("avx512bf16")
     }

@@ -25,11 +25,11 @@ macro_rules! dispatch {
                 unsafe fn narrow($($arg: $ty),*) {
                     $body($($arg),*)
                 }
-                if std::arch::is_x86_feature_detected!("avx512f") {
+                if crate::cpu::avx512f() {
                     // SAFETY: the CPU has the features the function was compiled for.
                     return unsafe { wide($($arg),*) };
                 }
-                if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                if crate::cpu::avx2_fma() {
                     // SAFETY: as above.
                     return unsafe { narrow($($arg),*) };
                 }
@@ -157,11 +157,11 @@ pub fn softmax_unnormalised(rows: &mut [f32], width: usize, scale: f32, inv_sums
     assert!(inv_sums.len() * width >= rows.len());
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512f") {
+        if crate::cpu::avx512f() {
             // SAFETY: the CPU has AVX-512F.
             return unsafe { x86::softmax_avx512(rows, width, scale, inv_sums) };
         }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        if crate::cpu::avx2_fma() {
             #[target_feature(enable = "avx2,fma")]
             unsafe fn narrow(rows: &mut [f32], width: usize, scale: f32, inv_sums: &mut [f32]) {
                 softmax_body(rows, width, scale, inv_sums)
@@ -298,7 +298,7 @@ pub fn bias_gelu(rows: &mut [f32], bias: &[f32]) {
     assert!(!bias.is_empty() && rows.len().is_multiple_of(bias.len()));
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512f") {
+        if crate::cpu::avx512f() {
             // SAFETY: the CPU has AVX-512F.
             return unsafe { x86::gelu_avx512(rows, bias) };
         }

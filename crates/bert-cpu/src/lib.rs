@@ -20,6 +20,7 @@
 
 mod amx;
 mod bf16dot;
+pub mod cpu;
 mod gemm;
 pub mod kernels;
 mod packed;
@@ -229,6 +230,7 @@ impl Model {
         precision: Precision,
         threads: usize,
     ) -> Result<Self, Error> {
+        cpu::cap().map_err(Error::Setup)?;
         let precision = precision.resolve()?;
         let h = config.hidden_size;
         if config.num_attention_heads == 0 || !h.is_multiple_of(config.num_attention_heads) {
@@ -322,11 +324,17 @@ impl Model {
 
     /// Which matrix-product implementation is in use, for logs and reports.
     pub fn backend(&self) -> String {
-        match self.precision {
+        let name = match self.precision {
             Precision::Bf16x3 => "amx bf16x3 (attention: f32 packed kernels)".into(),
             Precision::Bf16 if amx::available() => "amx bf16 (attention: f32 packed kernels)".into(),
             Precision::Bf16 => "avx512-bf16 dot products (attention: f32 packed kernels)".into(),
             _ => self.gemm.name(),
+        };
+        match cpu::cap() {
+            Ok(cap) if cap != cpu::Cap::Native => {
+                format!("{name}; own kernels capped at {} by {}", cap.name(), cpu::ENV)
+            }
+            _ => name,
         }
     }
 

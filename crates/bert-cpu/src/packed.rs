@@ -50,7 +50,7 @@ pub(crate) unsafe fn finish(acc: &[f32; TILE], c: *mut f32, cols: usize, accumul
 /// `k` rows of [`TILE`].
 unsafe fn repack_nk_vector(tile: &mut [f32], src: *const f32, ld: usize, cols: usize, k: usize) -> usize {
     #[cfg(target_arch = "x86_64")]
-    if k.is_multiple_of(16) && std::arch::is_x86_feature_detected!("avx512f") {
+    if k.is_multiple_of(16) && crate::cpu::avx512f() {
         let done = cols / 16 * 16;
         for j0 in (0..done).step_by(16) {
             for kk0 in (0..k).step_by(16) {
@@ -166,10 +166,10 @@ impl PackedWeight {
     ) {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx512f") {
+            if crate::cpu::avx512f() {
                 return matmul_avx512(self, m, a, lda, c, ldc, tiles, accumulate);
             }
-            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            if crate::cpu::avx2_fma() {
                 return matmul_avx2(self, m, a, lda, c, ldc, tiles, accumulate);
             }
         }

@@ -18,6 +18,9 @@ mod handle;
 mod model;
 mod options;
 
+/// The environment variable that caps our CPU kernels' instruction sets
+/// (`avx2`, `baseline`; see `bert_cpu::cpu`).
+pub use bert_cpu::cpu::ENV as CPU_ISA_ENV;
 pub use handle::{BatchConfig, EmbedHandle};
 pub use model::BertEmbedder;
 pub use options::{CpuKernels, CpuPrecision, DeviceChoice, ModelOptions};
