@@ -219,12 +219,13 @@ def main() -> None:
         if not onnx_path.is_file():
             subprocess.run([py, str(HERE / "export_onnx.py"), "--model", str(model), "--out", str(onnx_path), "--threads", str(args.threads)], check=True, env=env)
 
+        # (name, command, environment settings of this run only)
         runs = [
-            ("pytorch", [py, str(HERE / "pytorch_bench.py"), "--texts", str(texts), "--model", str(model), *common_args]),
-            ("onnx", [py, str(HERE / "onnx_bench.py"), "--texts", str(texts), "--model", str(model), "--onnx", str(onnx_path), *common_args]),
+            ("pytorch", [py, str(HERE / "pytorch_bench.py"), "--texts", str(texts), "--model", str(model), *common_args], {}),
+            ("onnx", [py, str(HERE / "onnx_bench.py"), "--texts", str(texts), "--model", str(model), "--onnx", str(onnx_path), *common_args], {}),
         ]
         if not args.skip_ours:
-            runs.append(("ours", [*shlex.split(args.ours_cmd), "--texts", str(texts), *common_args, "--json"]))
+            runs.append(("ours", [*shlex.split(args.ours_cmd), "--texts", str(texts), *common_args, "--json"], {}))
             for variant in args.ours_variant:
                 name, _, extra = variant.partition("=")
                 words = shlex.split(extra)
@@ -233,7 +234,6 @@ def main() -> None:
                     key, _, value = words.pop(0).partition("=")
                     settings[key] = value
                 runs.append((f"ours-{name}", [*shlex.split(args.ours_cmd), *words, "--texts", str(texts), *common_args, "--json"], settings))
-        runs = [run if len(run) == 3 else (*run, {}) for run in runs]
         per_round: dict[str, list[dict | None]] = {name: [] for name, _, _ in runs}
         infos: dict[str, list[dict]] = {name: [] for name, _, _ in runs}
         for round_no in range(args.rounds):

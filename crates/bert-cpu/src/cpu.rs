@@ -6,11 +6,13 @@
 //! a machine with the wider sets never runs the narrower paths on its own.
 //! `CONTEXT_ENGINE_CPU_ISA=avx2` makes it run them: no AVX-512 (so no
 //! AVX-512 BF16 and no AMX either, and `auto` precision resolves to f32), as
-//! an AVX2-only CPU would; `baseline` goes down to the portable code. The
-//! whole-model parity test runs under both caps, and the benchmarks use it
-//! to measure the AVX2 path on an AVX-512 machine (README, Measured). The
-//! BLAS library opened at run time picks its own kernels: OpenBLAS takes
-//! `OPENBLAS_CORETYPE=Haswell` for the same effect.
+//! an AVX2-only CPU would; `baseline` takes our kernels down to their
+//! portable code. The whole-model parity test runs under both caps, and the
+//! benchmarks use it to measure the AVX2 path on an AVX-512 machine
+//! (README, Measured). Only our own kernels are capped: the BLAS library
+//! opened at run time, the `gemm` crate (AVX2 at most as built here) and
+//! candle pick their own; OpenBLAS takes `OPENBLAS_CORETYPE=Haswell`, MKL
+//! `MKL_ENABLE_INSTRUCTIONS=AVX2`, BLIS `BLIS_ARCH_TYPE=haswell`.
 
 use std::sync::OnceLock;
 
@@ -31,10 +33,10 @@ pub enum Cap {
 impl Cap {
     fn parse(value: &str) -> Result<Self, String> {
         match value.trim().to_ascii_lowercase().as_str() {
-            "" | "native" | "auto" => Ok(Self::Native),
+            "" | "native" => Ok(Self::Native),
             "avx2" => Ok(Self::Avx2),
-            "baseline" | "portable" => Ok(Self::Baseline),
-            other => Err(format!("{ENV}={other:?}: expected native, avx2 or baseline")),
+            "baseline" => Ok(Self::Baseline),
+            _ => Err(format!("{ENV}={value:?}: expected native, avx2 or baseline")),
         }
     }
 
@@ -58,14 +60,29 @@ fn read() -> &'static Result<Cap, String> {
 }
 
 /// The cap in force (read once per process), or the error for a value that
-/// is not one of `native`, `avx2`, `baseline`. Loading a model checks it,
-/// so the kernels never run under a value nobody meant.
+/// is not one of `native`, `avx2`, `baseline`. Loading a model checks it
+/// (`Model::load`, and the embedder before any forward pass is chosen), so
+/// a value nobody meant stops the start.
 pub fn cap() -> Result<Cap, String> {
     read().clone()
 }
 
+/// Whether the cap allows `at_least`; a value that does not parse allows
+/// only the portable code (it never widens what runs).
 fn allowed(at_least: Cap) -> bool {
-    read().as_ref().map_or(true, |&c| c >= at_least)
+    read().as_ref().map_or(Cap::Baseline, |&c| c) >= at_least
+}
+
+/// The instruction set our f32 kernels run with here, under the cap:
+/// `avx-512`, `avx2` or `portable` (what `Model::backend` reports).
+pub fn kernels_isa() -> &'static str {
+    if avx512f() {
+        "avx-512"
+    } else if avx2_fma() {
+        "avx2"
+    } else {
+        "portable"
+    }
 }
 
 /// AVX-512F may be used.
@@ -111,8 +128,34 @@ mod tests {
         assert_eq!(Cap::parse("baseline"), Ok(Cap::Baseline));
         assert_eq!(Cap::parse(""), Ok(Cap::Native));
         assert_eq!(Cap::parse("native"), Ok(Cap::Native));
-        let err = Cap::parse("avx512").unwrap_err();
-        assert!(err.contains(ENV) && err.contains("avx512"), "{err}");
+        let err = Cap::parse("AVX512 ").unwrap_err();
+        assert!(err.contains(ENV) && err.contains("\"AVX512 \""), "{err}");
+        assert!(Cap::parse("portable").is_err() && Cap::parse("auto").is_err());
         assert!(Cap::Baseline < Cap::Avx2 && Cap::Avx2 < Cap::Native);
+    }
+
+    /// Every kernel asks this module, never the CPU directly: outside the
+    /// unit tests (which run every path on purpose), no source file of the
+    /// crate checks CPU features itself, except `bf16dot::available`'s two
+    /// extra checks, which it ANDs with [`avx512f`].
+    #[test]
+    fn kernels_choose_their_instruction_set_only_through_this_module() {
+        let sources = [
+            ("amx.rs", include_str!("amx.rs"), 0),
+            ("bf16dot.rs", include_str!("bf16dot.rs"), 2),
+            ("gemm.rs", include_str!("gemm.rs"), 0),
+            ("kernels.rs", include_str!("kernels.rs"), 0),
+            ("lib.rs", include_str!("lib.rs"), 0),
+            ("packed.rs", include_str!("packed.rs"), 0),
+        ];
+        for (name, text, allowed) in sources {
+            let code = text.split("#[cfg(test)]").next().unwrap();
+            let direct = code.matches("is_x86_feature_detected!").count();
+            assert_eq!(direct, allowed, "{name}: feature checks outside crate::cpu");
+            if name == "amx.rs" {
+                let gate = code.find("crate::cpu::beyond_avx2()").expect("amx asks the cap");
+                assert!(code.find("__cpuid").is_some_and(|c| c > gate), "amx checks the cap before CPUID");
+            }
+        }
     }
 }

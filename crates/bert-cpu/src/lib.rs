@@ -330,11 +330,12 @@ impl Model {
             Precision::Bf16 => "avx512-bf16 dot products (attention: f32 packed kernels)".into(),
             _ => self.gemm.name(),
         };
+        let isa = cpu::kernels_isa();
         match cpu::cap() {
             Ok(cap) if cap != cpu::Cap::Native => {
-                format!("{name}; own kernels capped at {} by {}", cap.name(), cpu::ENV)
+                format!("{name}; own kernels: {isa}, capped at {} by {}", cap.name(), cpu::ENV)
             }
-            _ => name,
+            _ => format!("{name}; own kernels: {isa}"),
         }
     }
 

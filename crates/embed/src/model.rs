@@ -44,6 +44,11 @@ fn model_err(e: impl std::fmt::Display) -> EmbedError {
 
 impl BertEmbedder {
     pub fn load(options: &ModelOptions) -> Result<Self, EmbedError> {
+        // The cap on our CPU kernels' instruction sets is checked here, for
+        // every forward pass (candle's and CUDA's too), so a value nobody
+        // meant stops the start wherever the model runs.
+        bert_cpu::cpu::cap()
+            .map_err(|message| EmbedError::Load { path: options.model_dir.display().to_string(), message })?;
         let dir = &options.model_dir;
         let device = options.device.resolve()?;
         let config_path = dir.join("config.json");
