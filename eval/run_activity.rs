@@ -334,7 +334,10 @@ pub async fn run(args: &ActivityArgs, engine_args: &EngineArgs) -> anyhow::Resul
             let shown = carried.contains(&key);
             match (injected, shown, s.flags.is_empty()) {
                 (true, true, false) => caught += 1,
-                (true, true, true) => missed += 1,
+                (true, true, true) => {
+                    missed += 1;
+                    eprintln!("injection: a planted payload passed unflagged: {:?}", s.text);
+                }
                 (true, false, false) => unshown_flagged += 1,
                 (true, false, true) => unshown_unflagged += 1,
                 (false, _, false) => false_flags += 1,
