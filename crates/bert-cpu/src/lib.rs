@@ -181,6 +181,9 @@ pub struct Model {
     packed_max_rows: usize,
     /// Batches of at most this many tokens run on the calling thread alone.
     serial_max_tokens: usize,
+    /// Many-row bf16 products run their [`Post`] on each chunk of rows
+    /// (false only in tests, to compare with the separate passes).
+    fused_post: bool,
 }
 
 /// Tuning knobs, for measurement: the defaults are the measured best on our
@@ -312,6 +315,7 @@ impl Model {
             threads,
             packed_max_rows: Tuning::default().packed_max_rows,
             serial_max_tokens: Tuning::default().serial_max_tokens,
+            fused_post: true,
         })
     }
 
@@ -395,33 +399,44 @@ impl Model {
         let mut wide = vec![0f32; total * inter];
         // bf16 copies of a product's left operand (AMX), padded to whole
         // tiles; rows past `total` are read but their results dropped.
+        let plain_bf16 = self.precision == Precision::Bf16 && !amx::available();
         let mut bf = Bf16Buffer {
             amx: self.precision.split().map(|split| vec![0u16; amx::padded_rows(total) * split.depth(inter.max(h))]),
-            pairs: if self.precision == Precision::Bf16 && !amx::available() {
-                vec![0u32; total * bf16dot::pairs(inter.max(h))]
+            // The second buffer only ever holds `hidden`-wide rows (see
+            // `Post`): the output of the products that end in a LayerNorm.
+            pairs: if plain_bf16 {
+                [vec![0u32; total * bf16dot::pairs(inter.max(h))], vec![0u32; total * bf16dot::pairs(h)]]
             } else {
-                Vec::new()
+                [Vec::new(), Vec::new()]
             },
+            ready: None,
         };
-        for layer in &self.layers {
+        let layers = self.layers.len();
+        for (i, layer) in self.layers.iter().enumerate() {
             // qkv = x·Wqkv^T + b
             self.fill_rows(jobs, &mut qkv, &layer.qkv_b);
-            self.linear(jobs, &mut bf, &x, total, &layer.qkv_w, &mut qkv);
+            self.linear_to(jobs, &mut bf, &x, total, &layer.qkv_w, &mut qkv, true, Post::Nothing);
             self.attention(jobs, &qkv, &offsets, &mut ctx);
             // x = LN(x + ctx·Wo^T + b), accumulated in place: the residual
             // is the product's starting value.
             self.add_rows(jobs, &mut x, &layer.attn_out_b);
-            self.linear(jobs, &mut bf, &ctx, total, &layer.attn_out_w, &mut x);
-            self.layer_norm(jobs, &mut x, &layer.attn_norm);
+            self.linear_to(
+                jobs,
+                &mut bf,
+                &ctx,
+                total,
+                &layer.attn_out_w,
+                &mut x,
+                true,
+                Post::Norm(&layer.attn_norm, true),
+            );
             // wide = GELU(x·Wi^T + b): the product overwrites, the bias
             // joins in the GELU pass (one pass over `wide` fewer).
-            self.linear_to(jobs, &mut bf, &x, total, &layer.inter_w, &mut wide, false);
-            let bias = &layer.inter_b;
-            self.par_chunks(jobs, &mut wide, inter, |rows| kernels::bias_gelu(rows, bias));
+            self.linear_to(jobs, &mut bf, &x, total, &layer.inter_w, &mut wide, false, Post::Gelu(&layer.inter_b));
             // x = LN(x + wide·Wout^T + b)
             self.add_rows(jobs, &mut x, &layer.out_b);
-            self.linear(jobs, &mut bf, &wide, total, &layer.out_w, &mut x);
-            self.layer_norm(jobs, &mut x, &layer.out_norm);
+            let next = i + 1 < layers;
+            self.linear_to(jobs, &mut bf, &wide, total, &layer.out_w, &mut x, true, Post::Norm(&layer.out_norm, next));
         }
         offsets
             .windows(2)
@@ -483,14 +498,11 @@ impl Model {
         self.par_chunks(jobs, rows, h, |chunk| kernels::layer_norm(chunk, h, gamma, beta, eps));
     }
 
-    /// `out[m × n] += a[m × k] · wᵀ` with `w` stored `[n, k]`, split by
-    /// output columns across the pool (each job reads only its slice of `w`).
-    /// Few rows go to the packed kernel, many to BLAS (or the portable gemm).
-    fn linear(&self, jobs: usize, bf: &mut Bf16Buffer, a: &[f32], m: usize, w: &Weight, out: &mut [f32]) {
-        self.linear_to(jobs, bf, a, m, w, out, true)
-    }
-
-    /// [`Model::linear`], or `out = a · wᵀ` when `accumulate` is false.
+    /// `out[m × n] (+)= a[m × k] · wᵀ` (`+=` when `accumulate`) with `w`
+    /// stored `[n, k]`, then `post` on the finished rows. Split by output
+    /// columns across the pool (each job reads only its slice of `w`), or,
+    /// for many rows in bf16, by chunks of rows. Few rows go to the packed
+    /// kernel, many to BLAS (or the portable gemm), AMX or AVX-512 BF16.
     #[allow(clippy::too_many_arguments)]
     fn linear_to(
         &self,
@@ -501,26 +513,49 @@ impl Model {
         w: &Weight,
         out: &mut [f32],
         accumulate: bool,
+        post: Post,
     ) {
         let (n, k) = (w.n, w.k);
         // Shape checks: always on (two compares per product), since the
         // kernels below write through raw pointers.
         assert_eq!(a.len(), m * k, "linear: input is not {m} x {k}");
         assert_eq!(out.len(), m * n, "linear: output is not {m} x {n}");
-        let dst = SendPtr(out.as_mut_ptr());
+        let ready = bf.ready.take();
         if let Some(bw) = &w.bf16 {
-            // Convert A to bf16 pairs once (by rows), then every job reads it.
             let kp = bf16dot::pairs(k);
-            let conv = &mut bf.pairs[..m * kp];
-            let per = m.div_ceil(jobs.max(1)).max(1);
-            if jobs > 1 {
-                a.par_chunks(per * k)
-                    .zip(conv.par_chunks_mut(per * kp))
-                    .for_each(|(a, out)| bf16dot::convert_rows(a, k, out));
-            } else {
-                bf16dot::convert_rows(a, k, conv);
+            // A's bf16 pairs: made by the previous product's `post` (for
+            // exactly this `a`), or converted now (by rows) into buffer 0.
+            let src_index = match ready {
+                Some((index, ptr, len)) => {
+                    assert!(ptr == a.as_ptr() && len == a.len(), "linear: the converted rows are not this input's");
+                    index
+                }
+                None => {
+                    let conv = &mut bf.pairs[0][..m * kp];
+                    let per = m.div_ceil(jobs.max(1)).max(1);
+                    if jobs > 1 {
+                        a.par_chunks(per * k)
+                            .zip(conv.par_chunks_mut(per * kp))
+                            .for_each(|(a, out)| bf16dot::convert_rows(a, k, out));
+                    } else {
+                        bf16dot::convert_rows(a, k, conv);
+                    }
+                    0
+                }
+            };
+            // The other buffer receives `out`'s pairs when `post` asks.
+            let np = bf16dot::pairs(n);
+            let convert = post.converts();
+            if convert {
+                bf.ready = Some((1 - src_index, out.as_ptr(), out.len()));
             }
-            let src = SendConst(conv.as_ptr());
+            let [p0, p1] = &mut bf.pairs;
+            let (src, next) = if src_index == 0 { (&p0[..], &mut p1[..]) } else { (&p1[..], &mut p0[..]) };
+            assert!(src.len() >= m * kp, "linear: the converted input is short");
+            assert!(!convert || next.len() >= m * np, "linear: no room for the output's bf16 pairs");
+            let src = SendConst(src.as_ptr());
+            let next = SendU32(next.as_mut_ptr());
+            let eps = self.config.layer_norm_eps;
             let tiles = bw.tiles();
             let chunks = m.div_ceil(ROW_CHUNK);
             if m >= 2 * ROW_CHUNK && (jobs <= 1 || chunks >= 4 * jobs) {
@@ -530,33 +565,93 @@ impl Model {
                 // every job would stream all of A (megabytes) once per tile.
                 // At least 4 chunks per job, so that no thread idles long
                 // (on many cores a few chunks would leave most of them
-                // waiting; those products keep the split by tiles).
+                // waiting; those products keep the split by tiles). A
+                // chunk's rows are finished when its last tile is: `post`
+                // runs on them at once, while they are still in L2, instead
+                // of in passes of its own over all of `out`.
+                let dst = SendPtr(out.as_mut_ptr());
                 let run = |ci: usize| {
                     let (r0, rows) = (ci * ROW_CHUNK, ROW_CHUNK.min(m - ci * ROW_CHUNK));
                     // SAFETY: the weight exists only where AVX-512 BF16
                     // does; the buffer holds m rows of pairs; chunk ci
                     // reads its own rows of A and writes its own rows of C
-                    // (all columns), which no other chunk touches.
-                    unsafe { bw.matmul(rows, src.ptr().add(r0 * kp), dst.ptr().add(r0 * n), n, 0..tiles, accumulate) };
+                    // (all columns) and of `next`, which no other chunk
+                    // touches.
+                    unsafe {
+                        bw.matmul(rows, src.ptr().add(r0 * kp), dst.ptr().add(r0 * n), n, 0..tiles, accumulate);
+                        if !self.fused_post {
+                            return;
+                        }
+                        let c = std::slice::from_raw_parts_mut(dst.ptr().add(r0 * n), rows * n);
+                        post.apply(c, n, eps);
+                        if convert {
+                            let to = std::slice::from_raw_parts_mut(next.ptr().add(r0 * np), rows * np);
+                            bf16dot::convert_rows(c, n, to);
+                        }
+                    }
                 };
                 if jobs > 1 {
                     (0..chunks).into_par_iter().for_each(run);
                 } else {
                     (0..chunks).for_each(run);
                 }
-                return;
+                if self.fused_post {
+                    return;
+                }
+            } else {
+                let dst = SendPtr(out.as_mut_ptr());
+                let jobs = jobs.min(tiles).max(1);
+                let per = tiles.div_ceil(jobs);
+                for_each_job(jobs, |j| {
+                    let range = (j * per).min(tiles)..((j + 1) * per).min(tiles);
+                    // SAFETY: the weight exists only where AVX-512 BF16 does
+                    // (`Precision::resolve`); the buffer holds m rows of pairs;
+                    // job j writes only the columns of its tiles.
+                    unsafe { bw.matmul(m, src.ptr(), dst.ptr(), n, range, accumulate) };
+                });
             }
-            let jobs = jobs.min(tiles).max(1);
-            let per = tiles.div_ceil(jobs);
-            for_each_job(jobs, |j| {
-                let range = (j * per).min(tiles)..((j + 1) * per).min(tiles);
-                // SAFETY: the weight exists only where AVX-512 BF16 does
-                // (`Precision::resolve`); the buffer holds m rows of pairs;
-                // job j writes only the columns of its tiles.
-                unsafe { bw.matmul(m, src.ptr(), dst.ptr(), n, range, accumulate) };
-            });
+            // Not fused: `post`, then the conversion, as passes over `out`.
+            self.post_pass(jobs, out, n, post);
+            if convert {
+                // SAFETY: `next` holds at least m × np dwords (asserted).
+                let to = unsafe { std::slice::from_raw_parts_mut(next.ptr(), m * np) };
+                let per = m.div_ceil(jobs.max(1)).max(1);
+                if jobs > 1 {
+                    out.par_chunks(per * n)
+                        .zip(to.par_chunks_mut(per * np))
+                        .for_each(|(c, to)| bf16dot::convert_rows(c, n, to));
+                } else {
+                    bf16dot::convert_rows(out, n, to);
+                }
+            }
             return;
         }
+        self.linear_plain(jobs, bf, a, m, w, out, accumulate);
+        self.post_pass(jobs, out, n, post);
+    }
+
+    /// `post` as a pass over all of `out` (rows of `n`).
+    fn post_pass(&self, jobs: usize, out: &mut [f32], n: usize, post: Post) {
+        let eps = self.config.layer_norm_eps;
+        if !matches!(post, Post::Nothing) {
+            self.par_chunks(jobs, out, n, |rows| post.apply(rows, n, eps));
+        }
+    }
+
+    /// The products other than AVX-512 BF16's (see [`Model::linear_to`]).
+    #[allow(clippy::too_many_arguments)]
+    fn linear_plain(
+        &self,
+        jobs: usize,
+        bf: &mut Bf16Buffer,
+        a: &[f32],
+        m: usize,
+        w: &Weight,
+        out: &mut [f32],
+        accumulate: bool,
+    ) {
+        let (n, k) = (w.n, w.k);
+        let dst = SendPtr(out.as_mut_ptr());
         let amx_rows = if w.packed.is_some() { self.packed_max_rows } else { 0 };
         if let (Some(aw), Some(buf), true) = (&w.amx, bf.amx.as_mut(), m > amx_rows) {
             if !accumulate {
@@ -711,7 +806,56 @@ struct AttentionScratch {
 /// pairs for AVX-512 BF16 (`pairs`); each empty when not in use.
 struct Bf16Buffer {
     amx: Option<Vec<u16>>,
-    pairs: Vec<u32>,
+    pairs: [Vec<u32>; 2],
+    /// Which of `pairs` holds the next product's left operand, already
+    /// converted by the previous product's [`Post`], and the rows it was
+    /// made from (checked against the next product's input).
+    ready: Option<(usize, *const f32, usize)>,
+}
+
+/// Work on a product's finished rows: for many-row bf16 products it runs on
+/// each chunk of rows while the chunk is in L2, else as a pass of its own.
+/// The results are the same either way (every step works row by row).
+#[derive(Clone, Copy)]
+enum Post<'a> {
+    Nothing,
+    /// `GELU(row + bias)`, then the rows' bf16 pairs for the next product.
+    Gelu(&'a [f32]),
+    /// LayerNorm `(gamma, beta)`; with `true`, then the rows' bf16 pairs
+    /// for the next product.
+    Norm(&'a (Vec<f32>, Vec<f32>), bool),
+}
+
+impl Post<'_> {
+    /// Whether the rows' bf16 pairs are made for the next product.
+    fn converts(self) -> bool {
+        match self {
+            Post::Nothing => false,
+            Post::Gelu(_) => true,
+            Post::Norm(_, next) => next,
+        }
+    }
+
+    fn apply(self, rows: &mut [f32], width: usize, eps: f32) {
+        match self {
+            Post::Nothing => {}
+            Post::Gelu(bias) => kernels::bias_gelu(rows, bias),
+            Post::Norm((gamma, beta), _) => kernels::layer_norm(rows, width, gamma, beta, eps),
+        }
+    }
+}
+
+/// A pointer to bf16 pairs that may cross into pool threads; each job
+/// writes its own rows.
+#[derive(Clone, Copy)]
+struct SendU32(*mut u32);
+unsafe impl Send for SendU32 {}
+unsafe impl Sync for SendU32 {}
+
+impl SendU32 {
+    fn ptr(self) -> *mut u32 {
+        self.0
+    }
 }
 
 /// A read-only pointer that may cross into pool threads.
@@ -856,6 +1000,75 @@ mod tests {
             let alone = m.embed(&[seq]).unwrap().remove(0);
             let same = alone.iter().zip(&together[i]).all(|(a, b)| a.to_bits() == b.to_bits());
             assert!(same, "text {i}: the batch's vector differs from the text's own");
+        }
+    }
+
+    /// The many-row bf16 products run LayerNorm, GELU and the next
+    /// product's conversion on each chunk of rows as it is finished; the
+    /// vectors must be bit for bit those of separate passes over all rows,
+    /// on one thread (chunked from 192 rows) and on two (from 768).
+    #[test]
+    fn bf16_work_on_finished_chunks_matches_separate_passes() {
+        if !bf16dot::available() || amx::available() {
+            eprintln!("skipped: the chunked bf16 products run only on AVX-512 BF16 without AMX");
+            return;
+        }
+        for threads in [1, 2] {
+            let fused = super::tests_support::model_in(2, threads, Precision::Bf16);
+            let mut separate = super::tests_support::model_in(2, threads, Precision::Bf16);
+            separate.fused_post = false;
+            let seqs: Vec<Vec<u32>> = [256usize, 256, 200, 150, 97]
+                .iter()
+                .map(|&len| (0..len as u32).map(|i| (i * 37 + len as u32) % 1000).collect())
+                .collect();
+            let refs: Vec<&[u32]> = seqs.iter().map(|s| &s[..]).collect();
+            let rows: usize = seqs.iter().map(Vec::len).sum();
+            assert!(rows >= 4 * threads * ROW_CHUNK, "the batch must take the chunked path");
+            let (a, b) = (fused.embed(&refs).unwrap(), separate.embed(&refs).unwrap());
+            for (i, (a, b)) in a.iter().zip(&b).enumerate() {
+                let norm = a.iter().map(|v| v * v).sum::<f32>().sqrt();
+                assert!((norm - 1.0).abs() < 1e-3, "text {i}: not a unit vector ({norm})");
+                let same = a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
+                assert!(same, "{threads} threads, text {i}: fused and separate passes differ");
+            }
+        }
+    }
+
+    /// Fused against separate passes, interleaved in one process, 2 threads:
+    /// `cargo test -p bert-cpu --lib fused_post_speed -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn fused_post_speed() {
+        if !bf16dot::available() || amx::available() {
+            eprintln!("skipped: the chunked bf16 products run only on AVX-512 BF16 without AMX");
+            return;
+        }
+        let mut m = super::tests_support::model_in(6, 2, Precision::Bf16);
+        for len in [23usize, 256] {
+            let seqs: Vec<Vec<u32>> = (0..32).map(|t| (0..len as u32).map(|i| (i * 37 + t) % 1000).collect()).collect();
+            let refs: Vec<&[u32]> = seqs.iter().map(|s| &s[..]).collect();
+            let (mut fused, mut separate) = (Vec::new(), Vec::new());
+            for round in 0..24 {
+                m.fused_post = round % 2 == 0;
+                let t = std::time::Instant::now();
+                m.embed(&refs).unwrap();
+                let ms = t.elapsed().as_secs_f64() * 1e3;
+                if round >= 4 {
+                    if m.fused_post {
+                        fused.push(ms)
+                    } else {
+                        separate.push(ms)
+                    }
+                }
+            }
+            fused.sort_by(f64::total_cmp);
+            separate.sort_by(f64::total_cmp);
+            println!(
+                "32 x {len} tokens: fused median {:.2} ms, separate {:.2} ms ({:.3}x)",
+                fused[fused.len() / 2],
+                separate[separate.len() / 2],
+                separate[separate.len() / 2] / fused[fused.len() / 2]
+            );
         }
     }
 
