@@ -212,6 +212,14 @@ pub fn free_port() -> std::net::SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
 }
 
+/// Two different free ports (both held while the second is chosen: two
+/// calls of [`free_port`] may return the same one).
+pub fn free_ports() -> (std::net::SocketAddr, std::net::SocketAddr) {
+    let first = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let second = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    (first.local_addr().unwrap(), second.local_addr().unwrap())
+}
+
 /// The `context-engine serve` binary as a child process, killed when dropped
 /// (a failing test leaves none behind).
 pub struct ServerProcess(pub std::process::Child);
@@ -279,14 +287,20 @@ pub fn spawn_server_with(
     ServerProcess(command.spawn().expect("server starts"))
 }
 
-/// A channel to a server that may still be starting (waits up to a minute).
-pub async fn connect_to(addr: std::net::SocketAddr) -> Channel {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+/// A channel to `process`, a server that may still be starting on `addr`:
+/// waits up to two minutes (loading the model on a busy 2-core machine),
+/// and fails at once, with the exit status, if the process has ended (a
+/// port taken meanwhile, a store it refused) instead of waiting it out.
+pub async fn connect_to(process: &mut ServerProcess, addr: std::net::SocketAddr) -> Channel {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     loop {
         if let Ok(channel) = Channel::from_shared(format!("http://{addr}")).unwrap().connect().await {
             return channel;
         }
-        assert!(std::time::Instant::now() < deadline, "server did not come up on {addr}");
+        if let Ok(Some(status)) = process.0.try_wait() {
+            panic!("the server for {addr} exited ({status}) before it served");
+        }
+        assert!(std::time::Instant::now() < deadline, "server did not come up on {addr} in two minutes");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }

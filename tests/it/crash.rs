@@ -32,7 +32,7 @@ async fn acknowledged_events_survive_kill_9() {
     let data = dir.path().join("data");
     let addr = free_port();
     let mut child = spawn_server(&data, addr, &[]);
-    let channel = connect_to(addr).await;
+    let channel = connect_to(&mut child, addr).await;
     grant_shop(channel, "crash-user").await;
 
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(42);
@@ -40,7 +40,7 @@ async fn acknowledged_events_survive_kill_9() {
     let mut next = 0usize;
     let kills = 4;
     for round in 0..=kills {
-        let channel = connect_to(addr).await;
+        let channel = connect_to(&mut child, addr).await;
         for lane in 0..4 {
             crate::common::grant_shop(channel.clone(), &format!("reader-{round}-{lane}")).await;
         }
@@ -126,7 +126,7 @@ async fn sigterm_drains_calls_in_flight_and_exits_zero() {
     let data = dir.path().join("data");
     let addr = free_port();
     let mut server = spawn_server(&data, addr, &[]);
-    let channel = connect_to(addr).await;
+    let channel = connect_to(&mut server, addr).await;
     grant_shop(channel.clone(), "term-user").await;
     let mut client: Client = ContextEngineClient::with_interceptor(channel, BearerKey::new(None).unwrap());
     // Several hundred milliseconds of embedding: in flight when SIGTERM lands.
@@ -164,7 +164,7 @@ async fn answered_get_context_calls_keep_their_access_records_after_kill_9() {
     let mut next = 0usize;
     let kills = 3;
     for round in 0..=kills {
-        let channel = connect_to(addr).await;
+        let channel = connect_to(&mut child, addr).await;
         for lane in 0..4 {
             crate::common::grant_shop(channel.clone(), &format!("reader-{round}-{lane}")).await;
         }

@@ -214,7 +214,7 @@ async fn a_kill_right_after_the_erasure_brings_nothing_back() {
     let dir = tempfile::tempdir().unwrap();
     let addr = free_port();
     let mut process = spawn_server(dir.path(), addr, &[]);
-    let channel = connect_to(addr).await;
+    let channel = connect_to(&mut process, addr).await;
     let mut client =
         ContextEngineClient::with_interceptor(channel.clone(), context_engine::api::BearerKey::new(None).unwrap());
     let mut privacy =
@@ -233,7 +233,7 @@ async fn a_kill_right_after_the_erasure_brings_nothing_back() {
 
     let addr = free_port();
     let mut process = spawn_server(dir.path(), addr, &[]);
-    let channel = connect_to(addr).await;
+    let channel = connect_to(&mut process, addr).await;
     let mut client =
         ContextEngineClient::with_interceptor(channel.clone(), context_engine::api::BearerKey::new(None).unwrap());
     let mut privacy = PrivacyClient::with_interceptor(channel, context_engine::api::BearerKey::new(None).unwrap());

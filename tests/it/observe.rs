@@ -12,7 +12,7 @@ use context_engine::pb;
 use context_engine::pb::context_engine_client::ContextEngineClient;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::common::{chat, connect_to, ev, free_port, grant_shop, spawn_server_with, Client};
+use crate::common::{chat, connect_to, ev, free_ports, grant_shop, spawn_server_with, Client};
 
 /// `GET /metrics` over plain HTTP/1.0; series name with labels → value.
 async fn scrape(addr: SocketAddr) -> HashMap<String, f64> {
@@ -39,11 +39,11 @@ async fn metrics_request_ids_and_no_personal_data_in_logs() {
     let data = dir.path().join("data");
     let log_path = dir.path().join("server.log");
     let log = std::fs::File::create(&log_path).unwrap();
-    let (addr, metrics_addr) = (free_port(), free_port());
+    let (addr, metrics_addr) = free_ports();
     let metrics_flag = metrics_addr.to_string();
     // The binary's default log filter (no RUST_LOG), as an operator runs it.
     let mut server = spawn_server_with(&data, addr, &["--metrics-listen", &metrics_flag], None, log.into());
-    let channel = connect_to(addr).await;
+    let channel = connect_to(&mut server, addr).await;
 
     let user = "obs-user-5831";
     let secret = "Quillfeather umbrella";
