@@ -181,8 +181,10 @@ pub struct Model {
     packed_max_rows: usize,
     /// Batches of at most this many tokens run on the calling thread alone.
     serial_max_tokens: usize,
-    /// Many-row bf16 products run their [`Post`] on each chunk of rows
-    /// (false only in tests, to compare with the separate passes).
+    /// bf16 products run their [`Post`] on each chunk of rows of a
+    /// many-row product and hand their output's bf16 pairs to the next
+    /// product (false only in tests: separate passes, and every product
+    /// converts its own input, as before the fusion).
     fused_post: bool,
 }
 
@@ -402,8 +404,11 @@ impl Model {
         let plain_bf16 = self.precision == Precision::Bf16 && !amx::available();
         let mut bf = Bf16Buffer {
             amx: self.precision.split().map(|split| vec![0u16; amx::padded_rows(total) * split.depth(inter.max(h))]),
-            // The second buffer only ever holds `hidden`-wide rows (see
-            // `Post`): the output of the products that end in a LayerNorm.
+            // Fresh conversions go to the first buffer, a product's handed-on
+            // output to the one its input is not in. In the order of the
+            // layer loop below that puts only the LayerNorm products'
+            // outputs (`hidden` wide) in the second; `linear_to` asserts
+            // the room for any other order.
             pairs: if plain_bf16 {
                 [vec![0u32; total * bf16dot::pairs(inter.max(h))], vec![0u32; total * bf16dot::pairs(h)]]
             } else {
@@ -545,7 +550,7 @@ impl Model {
             };
             // The other buffer receives `out`'s pairs when `post` asks.
             let np = bf16dot::pairs(n);
-            let convert = post.converts();
+            let convert = post.converts() && self.fused_post;
             if convert {
                 bf.ready = Some((1 - src_index, out.as_ptr(), out.len()));
             }
@@ -840,7 +845,10 @@ impl Post<'_> {
         match self {
             Post::Nothing => {}
             Post::Gelu(bias) => kernels::bias_gelu(rows, bias),
-            Post::Norm((gamma, beta), _) => kernels::layer_norm(rows, width, gamma, beta, eps),
+            Post::Norm((gamma, beta), _) => {
+                debug_assert_eq!(gamma.len(), width, "LayerNorm of rows of another width");
+                kernels::layer_norm(rows, width, gamma, beta, eps)
+            }
         }
     }
 }
@@ -989,12 +997,13 @@ mod tests {
             return;
         }
         let m = super::tests_support::model_in(2, 2, Precision::Bf16);
-        let seqs: Vec<Vec<u32>> = [150usize, 97, 61]
+        // 774 rows: 9 chunks, at least 4 per thread of the two.
+        let seqs: Vec<Vec<u32>> = [256usize, 210, 150, 97, 61]
             .iter()
             .map(|&len| (0..len as u32).map(|i| (i * 37 + len as u32) % 1000).collect())
             .collect();
         let refs: Vec<&[u32]> = seqs.iter().map(|s| &s[..]).collect();
-        assert!(seqs.iter().map(Vec::len).sum::<usize>() >= 2 * ROW_CHUNK, "the batch must take the chunked path");
+        assert!(seqs.iter().map(Vec::len).sum::<usize>() >= 4 * 2 * ROW_CHUNK, "the batch must take the chunked path");
         let together = m.embed(&refs).unwrap();
         for (i, seq) in refs.iter().enumerate() {
             let alone = m.embed(&[seq]).unwrap().remove(0);
@@ -1003,10 +1012,13 @@ mod tests {
         }
     }
 
-    /// The many-row bf16 products run LayerNorm, GELU and the next
-    /// product's conversion on each chunk of rows as it is finished; the
-    /// vectors must be bit for bit those of separate passes over all rows,
-    /// on one thread (chunked from 192 rows) and on two (from 768).
+    /// bf16 products run LayerNorm, GELU and the next product's conversion
+    /// on each chunk of rows of a many-row product as it is finished, and
+    /// hand the converted rows to the next product; the vectors must be bit
+    /// for bit those of the code before (separate passes, each product
+    /// converting its own input): on one thread and on two, for a batch
+    /// that takes the chunked products (774 rows, 9 chunks) and one that
+    /// takes the split by tiles on two threads (308 rows; chunked on one).
     #[test]
     fn bf16_work_on_finished_chunks_matches_separate_passes() {
         if !bf16dot::available() || amx::available() {
@@ -1015,21 +1027,22 @@ mod tests {
         }
         for threads in [1, 2] {
             let fused = super::tests_support::model_in(2, threads, Precision::Bf16);
-            let mut separate = super::tests_support::model_in(2, threads, Precision::Bf16);
-            separate.fused_post = false;
-            let seqs: Vec<Vec<u32>> = [256usize, 256, 200, 150, 97]
-                .iter()
-                .map(|&len| (0..len as u32).map(|i| (i * 37 + len as u32) % 1000).collect())
-                .collect();
-            let refs: Vec<&[u32]> = seqs.iter().map(|s| &s[..]).collect();
-            let rows: usize = seqs.iter().map(Vec::len).sum();
-            assert!(rows >= 4 * threads * ROW_CHUNK, "the batch must take the chunked path");
-            let (a, b) = (fused.embed(&refs).unwrap(), separate.embed(&refs).unwrap());
-            for (i, (a, b)) in a.iter().zip(&b).enumerate() {
-                let norm = a.iter().map(|v| v * v).sum::<f32>().sqrt();
-                assert!((norm - 1.0).abs() < 1e-3, "text {i}: not a unit vector ({norm})");
-                let same = a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
-                assert!(same, "{threads} threads, text {i}: fused and separate passes differ");
+            let mut before = super::tests_support::model_in(2, threads, Precision::Bf16);
+            before.fused_post = false;
+            for lengths in [&[256usize, 210, 150, 97, 61][..], &[150, 97, 61]] {
+                let seqs: Vec<Vec<u32>> = lengths
+                    .iter()
+                    .map(|&len| (0..len as u32).map(|i| (i * 37 + len as u32) % 1000).collect())
+                    .collect();
+                let refs: Vec<&[u32]> = seqs.iter().map(|s| &s[..]).collect();
+                let rows: usize = lengths.iter().sum();
+                assert!(rows >= 2 * ROW_CHUNK, "one thread chunks both batches");
+                let (a, b) = (fused.embed(&refs).unwrap(), before.embed(&refs).unwrap());
+                assert_ne!(a[0], a[1], "distinct texts, distinct vectors");
+                for (i, (a, b)) in a.iter().zip(&b).enumerate() {
+                    let same = a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
+                    assert!(same, "{threads} threads, {rows} rows, text {i}: fused and separate passes differ");
+                }
             }
         }
     }
