@@ -32,9 +32,20 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = |blocking_threads: Option<usize>| {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        if let Some(n) = blocking_threads {
+            builder.max_blocking_threads(n);
+        }
+        builder.enable_all().build()
+    };
+    if let Command::Serve(args) = cli.command {
+        let config: ServeConfig = args.try_into()?;
+        return runtime(Some(config.blocking_threads))?.block_on(serve(config));
+    }
+    let runtime = runtime(None)?;
     match cli.command {
-        Command::Serve(args) => runtime.block_on(serve(args.try_into()?)),
+        Command::Serve(_) => unreachable!("served above"),
         Command::Ingest(args) => runtime.block_on(ingest(args)),
         Command::Query(args) => runtime.block_on(query(args)),
         Command::Consent(args) => runtime.block_on(consent(args)),
@@ -65,6 +76,7 @@ async fn serve(config: ServeConfig) -> Result<()> {
         data_dir = %config.app.data_dir.display(),
         model = app.engine.embedder().model_id(),
         startup_ms = started.elapsed().as_millis() as u64,
+        blocking_threads = config.blocking_threads,
         "context engine serving"
     );
     // SIGTERM/Ctrl-C: health turns NOT_SERVING, the listener closes, calls in
