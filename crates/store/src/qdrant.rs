@@ -165,11 +165,22 @@ fn transient(e: &QdrantError) -> bool {
 /// currently unavailable", seen on Qdrant 1.18.3 with a killed peer). It is
 /// an unavailable replica, not a bug: retried, then reported UNAVAILABLE, so
 /// a ledger write that cannot reach every replica fails closed as such.
+/// While the cluster is still settling a killed peer's replicas, the same
+/// write can come back as FAILED_PRECONDITION "No target shard N found for
+/// update" (seen once on Qdrant 1.18.3 in CI, 2026-12-03): nothing was
+/// applied, and the cause is the same missing peer, so it is treated the
+/// same way.
 fn peer_unreachable(status: &tonic::Status) -> bool {
-    status.code() == tonic::Code::Internal
-        && ["The service is currently unavailable", "tcp connect error", "Connection refused", "consistency"]
-            .iter()
-            .any(|m| status.message().contains(m))
+    let message = status.message();
+    match status.code() {
+        tonic::Code::Internal => {
+            ["The service is currently unavailable", "tcp connect error", "Connection refused", "consistency"]
+                .iter()
+                .any(|m| message.contains(m))
+        }
+        tonic::Code::FailedPrecondition => message.contains("No target shard") && message.contains("found for update"),
+        _ => false,
+    }
 }
 
 fn ordering() -> WriteOrdering {
@@ -1039,6 +1050,26 @@ mod tests {
     use super::*;
     use crate::SCHEMA_VERSION;
     use ce_core::domain::TimeWindow;
+
+    #[test]
+    fn a_missing_peer_is_unavailable_and_a_refusal_is_not() {
+        use tonic::{Code, Status};
+        let transient =
+            |code, message: &str| transient(&QdrantError::ResponseError { status: Status::new(code, message) });
+        // Both as Qdrant 1.18.3 reported them with a peer of three killed.
+        assert!(transient(
+            Code::Internal,
+            "Failed to apply update via leader peer 1: The service is currently unavailable"
+        ));
+        assert!(transient(
+            Code::FailedPrecondition,
+            "Pre-condition failure: Precondition failed: No target shard 2 found for update"
+        ));
+        // A refused conditional write or a bad request is an answer, not an outage.
+        assert!(!transient(Code::FailedPrecondition, "Pre-condition failure: version mismatch"));
+        assert!(!transient(Code::InvalidArgument, "No target shard 2 found for update"));
+        assert!(!transient(Code::Internal, "segment is corrupted"));
+    }
 
     #[test]
     fn every_scope_filter_translates() {
