@@ -536,15 +536,7 @@ impl Model {
                     index
                 }
                 None => {
-                    let conv = &mut bf.pairs[0][..m * kp];
-                    let per = m.div_ceil(jobs.max(1)).max(1);
-                    if jobs > 1 {
-                        a.par_chunks(per * k)
-                            .zip(conv.par_chunks_mut(per * kp))
-                            .for_each(|(a, out)| bf16dot::convert_rows(a, k, out));
-                    } else {
-                        bf16dot::convert_rows(a, k, conv);
-                    }
+                    convert_by_rows(jobs, a, k, &mut bf.pairs[0][..m * kp]);
                     0
                 }
             };
@@ -620,14 +612,7 @@ impl Model {
             if convert {
                 // SAFETY: `next` holds at least m × np dwords (asserted).
                 let to = unsafe { std::slice::from_raw_parts_mut(next.ptr(), m * np) };
-                let per = m.div_ceil(jobs.max(1)).max(1);
-                if jobs > 1 {
-                    out.par_chunks(per * n)
-                        .zip(to.par_chunks_mut(per * np))
-                        .for_each(|(c, to)| bf16dot::convert_rows(c, n, to));
-                } else {
-                    bf16dot::convert_rows(out, n, to);
-                }
+                convert_by_rows(jobs, out, n, to);
             }
             return;
         }
@@ -850,6 +835,20 @@ impl Post<'_> {
                 kernels::layer_norm(rows, width, gamma, beta, eps)
             }
         }
+    }
+}
+
+/// `rows` (of `width`) as bf16 pairs into `out`, split by rows across
+/// `jobs` of the pool.
+fn convert_by_rows(jobs: usize, rows: &[f32], width: usize, out: &mut [u32]) {
+    let (m, wp) = (rows.len() / width, bf16dot::pairs(width));
+    let per = m.div_ceil(jobs.max(1)).max(1);
+    if jobs > 1 {
+        rows.par_chunks(per * width)
+            .zip(out.par_chunks_mut(per * wp))
+            .for_each(|(rows, out)| bf16dot::convert_rows(rows, width, out));
+    } else {
+        bf16dot::convert_rows(rows, width, out);
     }
 }
 
