@@ -7,14 +7,20 @@
 //! sentences of the synthetic activity generator (a seed other than the
 //! activity benchmark's). The frozen test corpus is never read here.
 //!
-//! Entries are split 80/20 by a hash of their id (all seven sentences of an
-//! entry fall on one side). The head is a 384→H→1 MLP (H = 0: logistic
-//! regression) trained full-batch with AdamW on a class-balanced,
-//! numerically stable logistic loss. The threshold is the lowest that keeps
-//! the validation false-positive rate within `--max-fp` on the look-alikes
-//! and within half of it on clean activity sentences. The same
-//! validation figures are computed for the rules alone, the head alone, both
-//! combined, and (if given) the `jailguard` crate's head.
+//! Validation, one of three: `--by-author` (every corpus is scored by a
+//! head trained on the other corpora, the thresholds are calibrated on all
+//! of those out-of-author scores together, and the shipped head is trained
+//! on every corpus), `--holdout FILE` (that corpus validates, the others
+//! train), or entries split 80/20 by a hash of their id (all seven sentences
+//! of an entry fall on one side). The head is a 384→H→1 MLP (H = 0: logistic
+//! regression) over the sentence embedding plus a linear model over hashed
+//! character n-grams and the rule signals, each trained full-batch on a
+//! class-balanced, numerically stable logistic loss; their logits add. The
+//! thresholds are the ones that detect the most while keeping the validation
+//! false-positive rate within `--max-fp` on the look-alikes and within half
+//! of it on clean activity sentences. The same validation figures are
+//! computed for the rules alone, the layers alone, the n-grams alone, and
+//! (if given) the `jailguard` crate's head.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -121,6 +127,10 @@ pub struct TrainArgs {
     pub ngram_folded: bool,
     /// Rule signals as features of the n-gram model.
     pub rule_features: bool,
+    /// Validate by author: every corpus is scored by a head trained on the
+    /// others, thresholds are calibrated on all those scores together, and
+    /// the shipped head is trained on every corpus.
+    pub by_author: bool,
     /// Rule signals that flag only through the head's probability.
     pub soft_signals: Vec<String>,
     /// Highest soft threshold calibration may choose.
@@ -141,6 +151,17 @@ struct Sample {
     text: String,
     group: Group,
     validation: bool,
+    /// Index of the corpus (author) it comes from; clean sentences are
+    /// spread over the corpora by a hash of their id.
+    corpus: usize,
+}
+
+/// A head trained on some of the sentences.
+struct Fitted {
+    layers: Vec<serde_json::Value>,
+    layers_only: InjectionHead,
+    ngrams: NgramModel,
+    last: f32,
 }
 
 fn in_validation(id: &str) -> bool {
@@ -261,6 +282,42 @@ fn stable_bce(logits: &Tensor, y: &Tensor, w: &Tensor) -> candle_core::Result<Te
     (loss * w)?.sum_all()? / w.sum_all()?.to_scalar::<f32>()? as f64
 }
 
+/// The embedding layers (`hidden_units`, or none: logistic regression),
+/// trained full-batch with AdamW on the weighted logistic loss.
+fn train_layers(
+    x: &Tensor,
+    y: &Tensor,
+    w: &Tensor,
+    hidden_units: usize,
+    epochs: usize,
+    label: &'static str,
+) -> anyhow::Result<(Option<candle_nn::Linear>, candle_nn::Linear, f32)> {
+    let dim = x.dim(1)?;
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, x.device());
+    let hidden = (hidden_units > 0).then(|| candle_nn::linear(dim, hidden_units, vb.pp("hidden"))).transpose()?;
+    let out = candle_nn::linear(if hidden_units > 0 { hidden_units } else { dim }, 1, vb.pp("out"))?;
+    let forward = |x: &Tensor| -> candle_core::Result<Tensor> {
+        let h = match &hidden {
+            Some(layer) => layer.forward(x)?.relu()?,
+            None => x.clone(),
+        };
+        out.forward(&h)?.squeeze(D::Minus1)
+    };
+    let params = candle_nn::ParamsAdamW { lr: 3e-3, weight_decay: 1e-3, ..Default::default() };
+    let mut opt = candle_nn::AdamW::new(varmap.all_vars(), params)?;
+    let bar = progress(epochs, label);
+    let mut last = 0.0;
+    for _ in 0..epochs {
+        let loss = stable_bce(&forward(x)?, y, w)?;
+        opt.backward_step(&loss)?;
+        last = loss.to_scalar::<f32>()?;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok((hidden, out, last))
+}
+
 pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<()> {
     let mut entries = Vec::new();
     let mut dev_files = Vec::new();
@@ -271,8 +328,10 @@ pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<(
             corpora.push(h.clone());
         }
     }
-    for path in &corpora {
+    let mut corpus_of = std::collections::HashMap::new();
+    for (c, path) in corpora.iter().enumerate() {
         let (mut loaded, sha) = injection::load(path)?;
+        corpus_of.extend(loaded.iter().map(|e| (e.id.clone(), c)));
         dev_files.push(serde_json::json!({"file": path.display().to_string(), "sha256": sha, "entries": loaded.len()}));
         if args.holdout.as_ref() == Some(path) {
             held_out.extend(loaded.iter().map(|e| e.id.clone()));
@@ -283,6 +342,11 @@ pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<(
     if let Some(dup) = entries.iter().find(|e| !ids.insert(e.id.as_str())) {
         anyhow::bail!("entry id {:?} occurs twice across the corpora (the split goes by id)", dup.id);
     }
+    anyhow::ensure!(
+        !(args.by_author && args.holdout.is_some()),
+        "--by-author validates on every corpus: drop --holdout"
+    );
+    anyhow::ensure!(!args.by_author || corpora.len() >= 2, "--by-author needs at least two corpora");
     anyhow::ensure!(
         args.rule_features || args.soft_signals.is_empty(),
         "--soft-signals need the rule signals as features (drop --no-rule-features)"
@@ -305,7 +369,8 @@ pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<(
                 kind: e.kind.clone(),
                 text: verbalize(&event),
                 group,
-                validation,
+                validation: validation || args.by_author,
+                corpus: corpus_of[&e.id],
             });
         }
     }
@@ -320,13 +385,16 @@ pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<(
             }
             let text = verbalize(event);
             if seen.insert(text.clone()) {
-                let validation = in_validation(&format!("clean-{clean}"));
+                let id = format!("clean-{clean}");
+                let validation = in_validation(&id) || args.by_author;
+                let corpus = usize::from(Sha256::digest(id.as_bytes())[2]) % corpora.len();
                 samples.push(Sample {
                     entry: format!("clean-{clean}"),
                     kind: "clean".into(),
                     text,
                     group: Group::Clean,
                     validation,
+                    corpus,
                 });
                 clean += 1;
                 if clean >= args.clean {
@@ -335,7 +403,10 @@ pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<(
             }
         }
     }
-    let count = |g: Group, v: bool| samples.iter().filter(|s| s.group == g && s.validation == v).count();
+    // Sentences the shipped head is trained on (`false`) and validated on
+    // (`true`); by author, every sentence is both (validated out of author).
+    let count =
+        |g: Group, v: bool| samples.iter().filter(|s| s.group == g && (s.validation == v || args.by_author)).count();
     eprintln!(
         "training sentences: {} malicious, {} look-alike, {} clean; validation: {} / {} / {}",
         count(Group::Malicious, false),
@@ -388,108 +459,108 @@ pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<(
         eprintln!("dumped {} samples to {}", samples.len(), dir.display());
     }
 
-    let (train_idx, val_idx): (Vec<usize>, Vec<usize>) = (0..samples.len()).partition(|&i| !samples[i].validation);
     let device = Device::Cpu;
     let matrix = |idx: &[usize]| -> anyhow::Result<Tensor> {
         let flat: Vec<f32> = idx.iter().flat_map(|&i| vectors[i].iter().copied()).collect();
         Ok(Tensor::from_vec(flat, (idx.len(), dim), &device)?)
     };
-    let x = matrix(&train_idx)?;
-    let labels: Vec<f32> =
-        train_idx.iter().map(|&i| if samples[i].group == Group::Malicious { 1.0 } else { 0.0 }).collect();
-    // Class-balanced: each class weighs as much in total; clean sentences
-    // count as much as look-alikes within the benign half.
-    let n_of = |g: Group| train_idx.iter().filter(|&&i| samples[i].group == g).count().max(1) as f32;
-    let (n_mal, n_look, n_clean) = (n_of(Group::Malicious), n_of(Group::LookAlike), n_of(Group::Clean));
-    let weights: Vec<f32> = train_idx
-        .iter()
-        .map(|&i| match samples[i].group {
-            Group::Malicious => 1.0 / n_mal,
-            Group::LookAlike => 0.5 / n_look,
-            Group::Clean => 0.5 / n_clean,
-        })
-        .collect();
-    let y = Tensor::from_vec(labels, train_idx.len(), &device)?;
-    let w = Tensor::from_vec(weights, train_idx.len(), &device)?;
-
-    let varmap = VarMap::new();
-    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &device);
-    let hidden = (args.hidden > 0).then(|| candle_nn::linear(dim, args.hidden, vb.pp("hidden"))).transpose()?;
-    let out = candle_nn::linear(if args.hidden > 0 { args.hidden } else { dim }, 1, vb.pp("out"))?;
-    let forward = |x: &Tensor| -> candle_core::Result<Tensor> {
-        let h = match &hidden {
-            Some(layer) => layer.forward(x)?.relu()?,
-            None => x.clone(),
-        };
-        out.forward(&h)?.squeeze(D::Minus1)
-    };
-    let params = candle_nn::ParamsAdamW { lr: 3e-3, weight_decay: 1e-3, ..Default::default() };
-    let mut opt = candle_nn::AdamW::new(varmap.all_vars(), params)?;
-    let bar = progress(args.epochs, "train");
-    let mut last = 0.0;
-    for _ in 0..args.epochs {
-        let loss = stable_bce(&forward(&x)?, &y, &w)?;
-        opt.backward_step(&loss)?;
-        last = loss.to_scalar::<f32>()?;
-        bar.inc(1);
-    }
-    bar.finish_and_clear();
-    eprintln!("final training loss {last:.4}");
-
-    // The trained layers as a head file.
-    let rows = |t: &Tensor| -> anyhow::Result<Vec<Vec<f32>>> { Ok(t.to_vec2::<f32>()?) };
-    let mut layers = Vec::new();
-    if let Some(layer) = &hidden {
-        layers.push(serde_json::json!({
-            "weights": rows(layer.weight())?,
-            "bias": layer.bias().context("bias")?.to_vec1::<f32>()?,
-            "activation": "relu",
-        }));
-    }
-    layers.push(serde_json::json!({
-        "weights": rows(out.weight())?,
-        "bias": out.bias().context("bias")?.to_vec1::<f32>()?,
-        "activation": "sigmoid",
-    }));
-    let dense: Vec<context_engine::render::learned::Dense> = serde_json::from_value(serde_json::json!(layers))?;
-    let layers_only = InjectionHead::from_layers("trained", &dense, 0.5).map_err(anyhow::Error::msg)?;
-
-    // The character n-gram model (with the rule signals as features unless
-    // `--no-rule-features`), trained on the same sentences, split and class
-    // weights.
+    // The character n-gram model's features (with the rule signals unless
+    // `--no-rule-features`), for every sentence.
     let spec = NgramSpec::new(args.ngram_min, args.ngram_max, args.ngram_buckets)
         .map_err(anyhow::Error::msg)?
         .with_folded(args.ngram_folded);
     let features: Vec<Vec<(u32, f32)>> = samples.iter().map(|s| spec.features(&s.text)).collect();
     let signals: Vec<Vec<Signal>> = samples.iter().map(|s| screen(&s.text).signals).collect();
-    let with_rules = |i: usize| -> Vec<(u32, f32)> {
-        let mut f = features[i].clone();
-        if args.rule_features {
-            for s in &signals[i] {
-                if let Some(k) = Signal::RULES.iter().position(|r| r == s) {
-                    f.push(((spec.buckets + k) as u32, 1.0));
+    let with_rules: Vec<Vec<(u32, f32)>> = (0..samples.len())
+        .map(|i| {
+            let mut f = features[i].clone();
+            if args.rule_features {
+                for s in &signals[i] {
+                    if let Some(k) = Signal::RULES.iter().position(|r| r == s) {
+                        f.push(((spec.buckets + k) as u32, 1.0));
+                    }
                 }
             }
+            f
+        })
+        .collect();
+    // Trains the embedding layers and the n-gram model on the sentences
+    // `idx`, each class weighing as much in total (clean sentences as much
+    // as look-alikes within the benign half).
+    let fit = |idx: &[usize], label: &'static str| -> anyhow::Result<Fitted> {
+        let x = matrix(idx)?;
+        let labels: Vec<f32> =
+            idx.iter().map(|&i| if samples[i].group == Group::Malicious { 1.0 } else { 0.0 }).collect();
+        let n_of = |g: Group| idx.iter().filter(|&&i| samples[i].group == g).count().max(1) as f32;
+        let (n_mal, n_look, n_clean) = (n_of(Group::Malicious), n_of(Group::LookAlike), n_of(Group::Clean));
+        let weight = |i: usize| match samples[i].group {
+            Group::Malicious => 1.0 / n_mal,
+            Group::LookAlike => 0.5 / n_look,
+            Group::Clean => 0.5 / n_clean,
+        };
+        let y = Tensor::from_vec(labels, idx.len(), &device)?;
+        let w = Tensor::from_vec(idx.iter().map(|&i| weight(i)).collect::<Vec<f32>>(), idx.len(), &device)?;
+        let (hidden, out, last) = train_layers(&x, &y, &w, args.hidden, args.epochs, label)?;
+        let rows = |t: &Tensor| -> anyhow::Result<Vec<Vec<f32>>> { Ok(t.to_vec2::<f32>()?) };
+        let mut layers = Vec::new();
+        if let Some(layer) = &hidden {
+            layers.push(serde_json::json!({
+                "weights": rows(layer.weight())?,
+                "bias": layer.bias().context("bias")?.to_vec1::<f32>()?,
+                "activation": "relu",
+            }));
         }
-        f
+        layers.push(serde_json::json!({
+            "weights": rows(out.weight())?,
+            "bias": out.bias().context("bias")?.to_vec1::<f32>()?,
+            "activation": "sigmoid",
+        }));
+        let dense: Vec<context_engine::render::learned::Dense> = serde_json::from_value(serde_json::json!(layers))?;
+        let layers_only = InjectionHead::from_layers("trained", &dense, 0.5).map_err(anyhow::Error::msg)?;
+        let rows: Vec<TrainRow<'_>> =
+            idx.iter().map(|&i| (&with_rules[i][..], samples[i].group == Group::Malicious, weight(i))).collect();
+        let ngrams = train_ngrams(spec, args.rule_features, &rows, args.ngram_epochs, args.ngram_l2)?;
+        Ok(Fitted { layers, layers_only, ngrams, last })
     };
-    let sample_weight = |i: usize| match samples[i].group {
-        Group::Malicious => 1.0 / n_mal,
-        Group::LookAlike => 0.5 / n_look,
-        Group::Clean => 0.5 / n_clean,
+    // Scores of the sentences `idx` by a fitted model: the whole head, the
+    // layers alone, the n-grams alone.
+    let score = |f: &Fitted, i: usize| -> [f32; 3] {
+        let head = f.layers_only.clone().with_ngrams(f.ngrams.clone());
+        [
+            head.probability(&vectors[i], &samples[i].text),
+            f.layers_only.probability(&vectors[i], ""),
+            sigmoid(f.ngrams.logit_of(&features[i], &signals[i])),
+        ]
     };
-    let train_features: Vec<Vec<(u32, f32)>> = train_idx.iter().map(|&i| with_rules(i)).collect();
-    let ngrams = train_ngrams(
-        spec,
-        args.rule_features,
-        &train_idx
-            .iter()
-            .zip(&train_features)
-            .map(|(&i, f)| (&f[..], samples[i].group == Group::Malicious, sample_weight(i)))
-            .collect::<Vec<_>>(),
-        args.ngram_epochs,
-        args.ngram_l2,
-    )?;
+    let (fitted, val_idx, oof): (Fitted, Vec<usize>, Vec<[f32; 3]>) = if args.by_author {
+        // Every sentence is scored by a model trained without its author's
+        // corpus (clean sentences: without their fold), then the shipped
+        // model is trained on everything.
+        let mut oof = vec![[0f32; 3]; samples.len()];
+        for c in 0..corpora.len() {
+            let (train, held): (Vec<usize>, Vec<usize>) = (0..samples.len()).partition(|&i| samples[i].corpus != c);
+            eprintln!(
+                "fold {}/{}: without {} ({} sentences held out)",
+                c + 1,
+                corpora.len(),
+                corpora[c].display(),
+                held.len()
+            );
+            let f = fit(&train, "fold")?;
+            for i in held {
+                oof[i] = score(&f, i);
+            }
+        }
+        let all: Vec<usize> = (0..samples.len()).collect();
+        (fit(&all, "train")?, all, oof)
+    } else {
+        let (train_idx, val_idx): (Vec<usize>, Vec<usize>) = (0..samples.len()).partition(|&i| !samples[i].validation);
+        let f = fit(&train_idx, "train")?;
+        let oof = val_idx.iter().map(|&i| score(&f, i)).collect();
+        (f, val_idx, oof)
+    };
+    let Fitted { layers, layers_only, ngrams, last } = fitted;
+    eprintln!("final training loss {last:.4}");
     let soft: Vec<Signal> = args
         .soft_signals
         .iter()
@@ -503,7 +574,17 @@ pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<(
     // positives within the bounds.
     let val: Vec<&Sample> = val_idx.iter().map(|&i| &samples[i]).collect();
     let val_signals: Vec<&[Signal]> = val_idx.iter().map(|&i| &signals[i][..]).collect();
-    let val_scores: Vec<f32> = val_idx.iter().map(|&i| head.probability(&vectors[i], &samples[i].text)).collect();
+    let val_scores: Vec<f32> = oof.iter().map(|s| s[0]).collect();
+    if let Some(dir) = &args.dump {
+        // The validation scores (head, layers alone, n-grams alone), to
+        // study other decisions without training again.
+        let lines: String = val_idx
+            .iter()
+            .zip(&oof)
+            .map(|(&i, s)| format!("{}\n", serde_json::json!({"sample": i, "scores": s})))
+            .collect();
+        std::fs::write(dir.join("validation_scores.jsonl"), lines)?;
+    }
     let hard: Vec<bool> = val_signals.iter().map(|s| s.iter().any(|x| !soft.contains(x))).collect();
     let soft_fired: Vec<bool> = val_signals.iter().map(|s| s.iter().any(|x| soft.contains(x))).collect();
     let (threshold, soft_threshold) =
@@ -517,10 +598,10 @@ pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<(
     // Ablations, each calibrated the same way with every rule signal hard:
     // the embedding layers alone (the previous head's design), the n-gram
     // model alone, both without soft signals.
-    let layer_scores: Vec<f32> = val_idx.iter().map(|&i| layers_only.probability(&vectors[i], "")).collect();
+    let layer_scores: Vec<f32> = oof.iter().map(|s| s[1]).collect();
     let t_layers = calibrate(&layer_scores, &rule_flags, &val, args.max_fp);
     let layers_rates = rates(&val, |i| rule_flags[i] || layer_scores[i] >= t_layers);
-    let ngram_scores: Vec<f32> = val_idx.iter().map(|&i| sigmoid(ngrams.logit_of(&features[i], &signals[i]))).collect();
+    let ngram_scores: Vec<f32> = oof.iter().map(|s| s[2]).collect();
     let t_ngrams = calibrate(&ngram_scores, &rule_flags, &val, args.max_fp);
     let ngram_rates = rates(&val, |i| rule_flags[i] || ngram_scores[i] >= t_ngrams);
     let t_all_hard = calibrate(&val_scores, &rule_flags, &val, args.max_fp);
@@ -547,6 +628,30 @@ pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<(
             "    {kind:<20} n={n:<5} rules {r:<5} score {h:<5} decision {b:<5} ({:.1} %)",
             100.0 * b as f64 / n as f64
         );
+    }
+    // What other choices of soft rules and soft-threshold cap would have
+    // given on the same scores (diagnostic; the head ships the choice above).
+    for (name, soft_set) in [("soft as given", soft.clone()), ("every rule soft", Signal::RULES.to_vec())] {
+        let hard: Vec<bool> = val_signals.iter().map(|s| s.iter().any(|x| !soft_set.contains(x))).collect();
+        let fired: Vec<bool> = val_signals.iter().map(|s| s.iter().any(|x| soft_set.contains(x))).collect();
+        for cap in [0.1f32, 0.3, 0.5, 0.9, 1.0] {
+            let (t, v) = calibrate_soft(&val_scores, &hard, &fired, &val, args.max_fp, cap);
+            let r = rates(&val, |i| hard[i] || val_scores[i] >= t || (fired[i] && val_scores[i] >= v));
+            eprintln!("  grid: {name:<16} cap {cap:<4} threshold {t:.4} soft {v:.4}  {r:?}");
+        }
+    }
+    // Each author's sentences under the calibrated decision (by author:
+    // scored by the head trained without them).
+    let mut per_corpus = Vec::new();
+    for (c, path) in corpora.iter().enumerate() {
+        let pos: Vec<usize> = (0..val.len()).filter(|&k| val[k].corpus == c).collect();
+        if pos.is_empty() {
+            continue;
+        }
+        let sub: Vec<&Sample> = pos.iter().map(|&k| val[k]).collect();
+        let r = rates(&sub, |j| decision(pos[j]));
+        eprintln!("  {:<32} {r:?}", path.display());
+        per_corpus.push(serde_json::json!({"file": path.display().to_string(), "rates": r}));
     }
     let mut jailguard = serde_json::Value::Null;
     if let Some(path) = &args.jailguard {
@@ -580,7 +685,7 @@ pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<(
             "commit": commit(),
             "machine": machine(),
             "dev_corpora": dev_files,
-            "licence": "training texts written for this project (eval/injection/dev.jsonl) and sentences of its synthetic activity generator; no third-party data",
+            "licence": "training texts written for this project by its own authors (the development corpora listed above, eval/injection/README.md) and sentences of its synthetic activity generator; no third-party data",
             "fields": FIELDS,
             "clean_generator_seed": args.seed,
             "sentences": {
@@ -598,7 +703,12 @@ pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<(
             "training": {"optimizer": "AdamW", "lr": 3e-3, "weight_decay": 1e-3, "epochs": args.epochs, "batch": "full", "loss": "class-balanced logistic", "final_loss": last},
             "calibration": format!("the threshold and soft threshold (at most {}) whose decisions (score at or above the threshold, a rule signal that is not soft, or a soft one with a score at or above the soft threshold) detect the most with validation false positives ≤ {} on look-alikes and ≤ {} on clean sentences", args.max_soft_threshold, args.max_fp, args.max_fp / 2.0),
             "validation": {
-                "split": match &args.holdout { Some(h) => format!("entries of {} (cross-author)", h.display()), None => "20 % of entries by id hash".into() },
+                "split": match &args.holdout {
+                    Some(h) => format!("entries of {} (cross-author)", h.display()),
+                    None if args.by_author => "by author: every corpus scored by a head trained without it (clean sentences: without their fold); thresholds calibrated on all of them together; the shipped head trained on every corpus".into(),
+                    None => "20 % of entries by id hash".into(),
+                },
+                "per_corpus": per_corpus,
                 "rules": rule_rates, "detector": head_rates,
                 "rules_and_same_head_every_rule_hard": all_hard_rates,
                 "rules_and_embedding_layers_alone": layers_rates, "rules_and_ngrams_alone": ngram_rates,

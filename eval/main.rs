@@ -152,7 +152,11 @@ struct TrainCmd {
     #[command(flatten)]
     common: Common,
     /// Development corpora, comma-separated (never the frozen test corpus).
-    #[arg(long, value_delimiter = ',', default_value = "eval/injection/dev.jsonl,eval/injection/dev2.jsonl")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "eval/injection/dev.jsonl,eval/injection/dev2.jsonl,eval/injection/dev4.jsonl,eval/injection/dev5.jsonl,eval/injection/dev6.jsonl,eval/injection/dev7.jsonl,eval/injection/dev8.jsonl,eval/injection/dev3.jsonl"
+    )]
     dev: Vec<PathBuf>,
     /// Where the head file goes.
     #[arg(long, default_value = "crates/screen/data/injection_head.json")]
@@ -209,17 +213,30 @@ struct TrainCmd {
     /// Leave the rule signals out of the n-gram model's features.
     #[arg(long)]
     no_rule_features: bool,
+    /// Validate by author instead of on `--holdout`: each corpus is scored by
+    /// a head trained on the others, the thresholds are calibrated on all of
+    /// those scores, and the shipped head is trained on every corpus.
+    #[arg(long)]
+    by_author: bool,
     /// Rule signals that flag only through the head's probability (empty:
-    /// every rule flags on its own).
-    #[arg(long, value_delimiter = ',', default_value = "override_phrase,obfuscation,tool_call")]
+    /// every rule flags on its own). Head v5: every rule signal (by-author
+    /// validation at 0.8 % false positives: 92.2 % detected; with v4's three
+    /// soft rules and its 0.1 cap, 85.5 % in an earlier run of the same
+    /// training; with every rule hard 0.8 % cannot be reached; README).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "override_phrase,role_marker,encoded_payload,prompt_url,delimiter_forgery,hidden_markup,obfuscation,tool_call"
+    )]
     soft_signals: Vec<String>,
     /// Highest probability the soft threshold may be: a soft rule finding is
     /// overruled only where the model, having weighed that finding, still
-    /// finds the text less likely than this to carry instructions. (With
-    /// 0.86, calibration's free choice, the activity benchmark's planted
-    /// multilingual override payloads were overruled: 8 of 55 missed; with
-    /// 0.5, 2 of 55; with 0.1, none.)
-    #[arg(long, default_value_t = 0.1)]
+    /// finds the text less likely than this to carry instructions. The rule,
+    /// set before head v5 was trained: the highest cap whose head still
+    /// catches at least 54 of the activity benchmark's 55 planted payloads
+    /// (v3/v4: 0.1; with 0.86 then, 8 of 55 were missed). Head v5: uncapped
+    /// (1.0) it missed 2, at 0.5 it misses 1.
+    #[arg(long, default_value_t = 0.5)]
     max_soft_threshold: f32,
 }
 
@@ -333,6 +350,7 @@ fn main() -> anyhow::Result<()> {
                 ngram_epochs: cmd.ngram_epochs,
                 ngram_l2: cmd.ngram_l2,
                 rule_features: !cmd.no_rule_features,
+                by_author: cmd.by_author,
                 ngram_folded: cmd.ngram_folded,
                 soft_signals: cmd.soft_signals.into_iter().filter(|s| !s.is_empty()).collect(),
                 max_soft_threshold: unit("max-soft-threshold", cmd.max_soft_threshold)?,
