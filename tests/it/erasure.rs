@@ -11,9 +11,7 @@ use context_engine::pb;
 use context_engine::pb::context_engine_client::ContextEngineClient;
 use context_engine::pb::privacy_client::PrivacyClient;
 
-use crate::common::{
-    byte_scan, chat, connect_to, free_port, grant_shop, ingest, spawn_server, wait_purged, TestServer,
-};
+use crate::common::{byte_scan, connect_to, free_port, grant_shop, ingest, spawn_server, wait_purged, TestServer};
 
 /// A person's id and events whose untrusted fields (product name, search
 /// string, URL, a custom property) carry canaries no one else's do.
@@ -52,6 +50,20 @@ impl Person {
         let mut all = self.canaries.clone();
         all.push(self.id.clone());
         all
+    }
+}
+
+/// A chat request whose answer keeps lines the injection screen flags
+/// (neutralised, not dropped): this test is about what erasure leaves, so
+/// it must see every line a person's events can produce. (The canaries are
+/// 32-hex-digit ids, which head v5 often reads as encoded payloads.)
+fn chat(user: &str, query: &str, limit: u32) -> pb::GetContextRequest {
+    pb::GetContextRequest {
+        ranking: Some(pb::RankingOptions {
+            injection_policy: pb::InjectionPolicy::Neutralize as i32,
+            ..Default::default()
+        }),
+        ..crate::common::chat(user, query, limit)
     }
 }
 
