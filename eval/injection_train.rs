@@ -159,7 +159,8 @@ struct Sample {
 /// A head trained on some of the sentences.
 struct Fitted {
     layers: Vec<serde_json::Value>,
-    layers_only: InjectionHead,
+    /// The layers with the n-gram model (thresholds not yet calibrated).
+    head: InjectionHead,
     ngrams: NgramModel,
     last: f32,
 }
@@ -520,15 +521,14 @@ pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<(
         let rows: Vec<TrainRow<'_>> =
             idx.iter().map(|&i| (&with_rules[i][..], samples[i].group == Group::Malicious, weight(i))).collect();
         let ngrams = train_ngrams(spec, args.rule_features, &rows, args.ngram_epochs, args.ngram_l2)?;
-        Ok(Fitted { layers, layers_only, ngrams, last })
+        Ok(Fitted { layers, head: layers_only.with_ngrams(ngrams.clone()), ngrams, last })
     };
     // Scores of the sentences `idx` by a fitted model: the whole head, the
     // layers alone, the n-grams alone.
     let score = |f: &Fitted, i: usize| -> [f32; 3] {
-        let head = f.layers_only.clone().with_ngrams(f.ngrams.clone());
         [
-            head.probability(&vectors[i], &samples[i].text),
-            f.layers_only.probability(&vectors[i], ""),
+            f.head.probability(&vectors[i], &samples[i].text),
+            sigmoid(f.head.embedding_logit(&vectors[i])),
             sigmoid(f.ngrams.logit_of(&features[i], &signals[i])),
         ]
     };
@@ -559,7 +559,7 @@ pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<(
         let oof = val_idx.iter().map(|&i| score(&f, i)).collect();
         (f, val_idx, oof)
     };
-    let Fitted { layers, layers_only, ngrams, last } = fitted;
+    let Fitted { layers, head, ngrams, last } = fitted;
     eprintln!("final training loss {last:.4}");
     let soft: Vec<Signal> = args
         .soft_signals
@@ -567,7 +567,6 @@ pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<(
         .map(|n| Signal::from_name(n).filter(|s| Signal::RULES.contains(s)))
         .collect::<Option<_>>()
         .context("--soft-signals: unknown rule signal")?;
-    let head = layers_only.clone().with_ngrams(ngrams.clone());
 
     // One calibrated decision: the threshold is the lowest whose decisions
     // (score at or above it, or a rule signal that is not soft) keep false
