@@ -26,8 +26,6 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use candle_core::{DType, Device, Tensor, D};
-use candle_nn::{Module, Optimizer, VarBuilder, VarMap};
 use context_engine::engine::Engine;
 use context_engine::render::screen;
 use context_engine::verbalize::verbalize;
@@ -36,20 +34,16 @@ use sha2::{Digest, Sha256};
 use crate::engine::{commit, machine, now_rfc3339, progress, EngineArgs, EvalEngine};
 use crate::generator;
 use crate::injection::{self, Label, FIELDS};
+use crate::mlp;
 use context_engine::render::learned::sigmoid;
+use context_engine::render::ngrams::{self, TrainRow};
 use context_engine::render::{InjectionHead, NgramModel, NgramSpec, Signal};
-
-/// One training sentence of the n-gram model: sparse features, malicious,
-/// weight.
-type TrainRow<'a> = (&'a [(u32, f32)], bool, f32);
 
 /// Adam step size of the n-gram model.
 const NGRAM_LR: f32 = 0.05;
 
-/// Full-batch Adam on the class-weighted logistic loss plus `l2/2 · |w|²`,
-/// over sparse feature vectors `(features, malicious, weight)`. With
-/// `rule_features`, feature indices `buckets..buckets + 8` are the rule
-/// signals (`Signal::RULES` order).
+/// The n-gram model fitted by `ce_screen`'s loop (optimised there), with a
+/// progress bar.
 fn train_ngrams(
     spec: NgramSpec,
     rule_features: bool,
@@ -57,46 +51,10 @@ fn train_ngrams(
     epochs: usize,
     l2: f32,
 ) -> anyhow::Result<NgramModel> {
-    let n = spec.buckets + if rule_features { Signal::RULES.len() } else { 0 };
-    let (mut w, mut b) = (vec![0f32; n], 0f32);
-    let (mut m, mut v) = (vec![0f32; n + 1], vec![0f32; n + 1]);
-    let mut grad = vec![0f32; n + 1];
-    let (beta1, beta2, eps) = (0.9f32, 0.999f32, 1e-8f32);
     let bar = progress(epochs, "n-grams");
-    for t in 1..=epochs {
-        grad.iter_mut().for_each(|g| *g = 0.0);
-        for &(x, y, weight) in train {
-            let z = b + x.iter().map(|&(j, v)| w[j as usize] * v).sum::<f32>();
-            let g = weight * (sigmoid(z) - if y { 1.0 } else { 0.0 });
-            for &(j, v) in x {
-                grad[j as usize] += g * v;
-            }
-            grad[n] += g;
-        }
-        for j in 0..n {
-            grad[j] += l2 * w[j];
-        }
-        let (c1, c2) = (1.0 - beta1.powi(t as i32), 1.0 - beta2.powi(t as i32));
-        for j in 0..=n {
-            m[j] = beta1 * m[j] + (1.0 - beta1) * grad[j];
-            v[j] = beta2 * v[j] + (1.0 - beta2) * grad[j] * grad[j];
-            let step = NGRAM_LR * (m[j] / c1) / ((v[j] / c2).sqrt() + eps);
-            if j < n {
-                w[j] -= step;
-            } else {
-                b -= step;
-            }
-        }
-        bar.inc(1);
-    }
+    let model = ngrams::train(spec, rule_features, train, epochs, l2, NGRAM_LR, || bar.inc(1));
     bar.finish_and_clear();
-    let signal_weights: Option<[f32; 8]> = rule_features.then(|| std::array::from_fn(|k| w[spec.buckets + k]));
-    w.truncate(spec.buckets);
-    let model = NgramModel::new(spec, b, w).map_err(anyhow::Error::msg)?;
-    match signal_weights {
-        Some(sw) => model.with_signal_weights(sw).map_err(anyhow::Error::msg),
-        None => Ok(model),
-    }
+    model.map_err(anyhow::Error::msg)
 }
 
 pub struct TrainArgs {
@@ -105,6 +63,7 @@ pub struct TrainArgs {
     pub out: PathBuf,
     pub hidden: usize,
     pub epochs: usize,
+    pub init_seed: u64,
     pub max_fp: f64,
     pub clean: usize,
     pub jailguard: Option<PathBuf>,
@@ -163,6 +122,65 @@ struct Fitted {
     head: InjectionHead,
     ngrams: NgramModel,
     last: f32,
+}
+
+/// Sentence embeddings on disk: a header line with the model id, then
+/// records of a text's 16-byte sha256 prefix and its vector (little-endian
+/// f32). New sentences are appended.
+struct VectorCache {
+    model_id: String,
+    vectors: std::collections::HashMap<[u8; 16], Vec<f32>>,
+}
+
+impl VectorCache {
+    fn key(text: &str) -> [u8; 16] {
+        Sha256::digest(text.as_bytes())[..16].try_into().expect("16 bytes")
+    }
+
+    fn load(path: &std::path::Path) -> anyhow::Result<Self> {
+        let mut cache = Self { model_id: String::new(), vectors: Default::default() };
+        let Ok(bytes) = std::fs::read(path) else { return Ok(cache) };
+        let newline = bytes.iter().position(|&b| b == b'\n').context("vector cache: no header")?;
+        let header: serde_json::Value = serde_json::from_slice(&bytes[..newline])?;
+        cache.model_id = header["model_id"].as_str().context("vector cache: model_id")?.to_string();
+        let dim = header["dim"].as_u64().context("vector cache: dim")? as usize;
+        let record = 16 + 4 * dim;
+        let body = &bytes[newline + 1..];
+        for r in body.chunks(record) {
+            // A record cut short by an interrupted write is dropped.
+            if r.len() == record {
+                let v = r[16..].chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4"))).collect();
+                cache.vectors.insert(r[..16].try_into().expect("16"), v);
+            }
+        }
+        Ok(cache)
+    }
+
+    fn add(
+        &mut self,
+        path: &std::path::Path,
+        model_id: &str,
+        texts: &[String],
+        vectors: Vec<Vec<f32>>,
+    ) -> anyhow::Result<()> {
+        use std::io::Write;
+        let dim = vectors.first().map_or(384, Vec::len);
+        if self.model_id != model_id {
+            anyhow::ensure!(self.vectors.is_empty(), "vector cache {} is of model {:?}", path.display(), self.model_id);
+            let header = serde_json::json!({"model_id": model_id, "dim": dim});
+            std::fs::write(path, format!("{header}\n"))?;
+            self.model_id = model_id.to_string();
+        }
+        let mut out = Vec::new();
+        for (text, v) in texts.iter().zip(vectors) {
+            let key = Self::key(text);
+            out.extend_from_slice(&key);
+            out.extend(v.iter().flat_map(|x| x.to_le_bytes()));
+            self.vectors.insert(key, v);
+        }
+        std::fs::OpenOptions::new().append(true).open(path)?.write_all(&out)?;
+        Ok(())
+    }
 }
 
 fn in_validation(id: &str) -> bool {
@@ -276,49 +294,6 @@ fn calibrate_soft(
     )
 }
 
-fn stable_bce(logits: &Tensor, y: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
-    // softplus(z) − y·z, weighted; softplus(z) = max(z, 0) + ln(1 + e^−|z|).
-    let softplus = (logits.relu()? + (logits.abs()?.neg()?.exp()? + 1.0)?.log()?)?;
-    let loss = (softplus - (y * logits)?)?;
-    (loss * w)?.sum_all()? / w.sum_all()?.to_scalar::<f32>()? as f64
-}
-
-/// The embedding layers (`hidden_units`, or none: logistic regression),
-/// trained full-batch with AdamW on the weighted logistic loss.
-fn train_layers(
-    x: &Tensor,
-    y: &Tensor,
-    w: &Tensor,
-    hidden_units: usize,
-    epochs: usize,
-    label: &'static str,
-) -> anyhow::Result<(Option<candle_nn::Linear>, candle_nn::Linear, f32)> {
-    let dim = x.dim(1)?;
-    let varmap = VarMap::new();
-    let vb = VarBuilder::from_varmap(&varmap, DType::F32, x.device());
-    let hidden = (hidden_units > 0).then(|| candle_nn::linear(dim, hidden_units, vb.pp("hidden"))).transpose()?;
-    let out = candle_nn::linear(if hidden_units > 0 { hidden_units } else { dim }, 1, vb.pp("out"))?;
-    let forward = |x: &Tensor| -> candle_core::Result<Tensor> {
-        let h = match &hidden {
-            Some(layer) => layer.forward(x)?.relu()?,
-            None => x.clone(),
-        };
-        out.forward(&h)?.squeeze(D::Minus1)
-    };
-    let params = candle_nn::ParamsAdamW { lr: 3e-3, weight_decay: 1e-3, ..Default::default() };
-    let mut opt = candle_nn::AdamW::new(varmap.all_vars(), params)?;
-    let bar = progress(epochs, label);
-    let mut last = 0.0;
-    for _ in 0..epochs {
-        let loss = stable_bce(&forward(x)?, y, w)?;
-        opt.backward_step(&loss)?;
-        last = loss.to_scalar::<f32>()?;
-        bar.inc(1);
-    }
-    bar.finish_and_clear();
-    Ok((hidden, out, last))
-}
-
 pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<()> {
     let mut entries = Vec::new();
     let mut dev_files = Vec::new();
@@ -418,28 +393,34 @@ pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<(
         count(Group::Clean, true)
     );
 
-    // Embeddings are cached by the texts' hash and the forward pass.
+    // Embeddings are cached sentence by sentence (keyed by the text's hash),
+    // one file per model setting, so adding a corpus embeds only its own
+    // sentences.
     let mut key = Sha256::new();
-    for s in &samples {
-        key.update(s.text.as_bytes());
-        key.update([0]);
-    }
     key.update(format!("{:?}", engine_args.model).as_bytes());
-    let cache = args.cache_dir.join(format!("injection-train-{}.json", &hex::encode(key.finalize())[..16]));
-    let (model_id, vectors): (String, Vec<Vec<f32>>) = match std::fs::read(&cache) {
-        Ok(bytes) => serde_json::from_slice(&bytes)?,
-        Err(_) => {
-            let dir = tempfile::tempdir()?;
-            let eval = EvalEngine::open(engine_args, dir.path(), 12.0, 512).await?;
-            let model_id = eval.engine().embedder().model_id().to_string();
-            let vectors = embed_all(eval.engine(), samples.iter().map(|s| s.text.clone()).collect()).await;
-            eval.close().await?;
-            let vectors = vectors?;
-            std::fs::create_dir_all(&args.cache_dir)?;
-            std::fs::write(&cache, serde_json::to_vec(&(&model_id, &vectors))?)?;
-            (model_id, vectors)
-        }
+    let cache = args.cache_dir.join(format!("injection-vectors-{}.bin", &hex::encode(key.finalize())[..16]));
+    let mut cached = VectorCache::load(&cache)?;
+    let missing: Vec<String> = {
+        let mut seen = HashSet::new();
+        samples
+            .iter()
+            .filter(|s| !cached.vectors.contains_key(&VectorCache::key(&s.text)) && seen.insert(s.text.as_str()))
+            .map(|s| s.text.clone())
+            .collect()
     };
+    if !missing.is_empty() || cached.model_id.is_empty() {
+        eprintln!("embedding {} sentences not in {}", missing.len(), cache.display());
+        let dir = tempfile::tempdir()?;
+        let eval = EvalEngine::open(engine_args, dir.path(), 12.0, 512).await?;
+        let model_id = eval.engine().embedder().model_id().to_string();
+        let vectors = embed_all(eval.engine(), missing.clone()).await;
+        eval.close().await?;
+        std::fs::create_dir_all(&args.cache_dir)?;
+        cached.add(&cache, &model_id, &missing, vectors?)?;
+    }
+    let model_id = cached.model_id.clone();
+    let vectors: Vec<Vec<f32>> = samples.iter().map(|s| cached.vectors[&VectorCache::key(&s.text)].clone()).collect();
+    drop(cached);
     let dim = vectors[0].len();
     if let Some(dir) = &args.dump {
         std::fs::create_dir_all(dir)?;
@@ -460,11 +441,6 @@ pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<(
         eprintln!("dumped {} samples to {}", samples.len(), dir.display());
     }
 
-    let device = Device::Cpu;
-    let matrix = |idx: &[usize]| -> anyhow::Result<Tensor> {
-        let flat: Vec<f32> = idx.iter().flat_map(|&i| vectors[i].iter().copied()).collect();
-        Ok(Tensor::from_vec(flat, (idx.len(), dim), &device)?)
-    };
     // The character n-gram model's features (with the rule signals unless
     // `--no-rule-features`), for every sentence.
     let spec = NgramSpec::new(args.ngram_min, args.ngram_max, args.ngram_buckets)
@@ -489,7 +465,7 @@ pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<(
     // `idx`, each class weighing as much in total (clean sentences as much
     // as look-alikes within the benign half).
     let fit = |idx: &[usize], label: &'static str| -> anyhow::Result<Fitted> {
-        let x = matrix(idx)?;
+        let x: Vec<f32> = idx.iter().flat_map(|&i| vectors[i].iter().copied()).collect();
         let labels: Vec<f32> =
             idx.iter().map(|&i| if samples[i].group == Group::Malicious { 1.0 } else { 0.0 }).collect();
         let n_of = |g: Group| idx.iter().filter(|&&i| samples[i].group == g).count().max(1) as f32;
@@ -499,28 +475,37 @@ pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<(
             Group::LookAlike => 0.5 / n_look,
             Group::Clean => 0.5 / n_clean,
         };
-        let y = Tensor::from_vec(labels, idx.len(), &device)?;
-        let w = Tensor::from_vec(idx.iter().map(|&i| weight(i)).collect::<Vec<f32>>(), idx.len(), &device)?;
-        let (hidden, out, last) = train_layers(&x, &y, &w, args.hidden, args.epochs, label)?;
-        let rows = |t: &Tensor| -> anyhow::Result<Vec<Vec<f32>>> { Ok(t.to_vec2::<f32>()?) };
+        let w: Vec<f32> = idx.iter().map(|&i| weight(i)).collect();
+        let started = std::time::Instant::now();
+        let bar = progress(args.epochs, label);
+        let net = mlp::train(&x, dim, &labels, &w, args.hidden, args.epochs, args.init_seed, || bar.inc(1));
+        bar.finish_and_clear();
+        let layers_s = started.elapsed().as_secs_f64();
         let mut layers = Vec::new();
-        if let Some(layer) = &hidden {
+        if let Some((w1, b1)) = &net.hidden {
             layers.push(serde_json::json!({
-                "weights": rows(layer.weight())?,
-                "bias": layer.bias().context("bias")?.to_vec1::<f32>()?,
+                "weights": w1.chunks(dim).collect::<Vec<_>>(),
+                "bias": b1,
                 "activation": "relu",
             }));
         }
         layers.push(serde_json::json!({
-            "weights": rows(out.weight())?,
-            "bias": out.bias().context("bias")?.to_vec1::<f32>()?,
+            "weights": [&net.out.0],
+            "bias": [net.out.1],
             "activation": "sigmoid",
         }));
+        let last = net.last_loss;
         let dense: Vec<context_engine::render::learned::Dense> = serde_json::from_value(serde_json::json!(layers))?;
         let layers_only = InjectionHead::from_layers("trained", &dense, 0.5).map_err(anyhow::Error::msg)?;
         let rows: Vec<TrainRow<'_>> =
             idx.iter().map(|&i| (&with_rules[i][..], samples[i].group == Group::Malicious, weight(i))).collect();
+        let started = std::time::Instant::now();
         let ngrams = train_ngrams(spec, args.rule_features, &rows, args.ngram_epochs, args.ngram_l2)?;
+        eprintln!(
+            "  {label}: {} sentences, layers {layers_s:.1} s, n-grams {:.1} s",
+            idx.len(),
+            started.elapsed().as_secs_f64()
+        );
         Ok(Fitted { layers, head: layers_only.with_ngrams(ngrams.clone()), ngrams, last })
     };
     // Scores of the sentences `idx` by a fitted model: the whole head, the
@@ -699,7 +684,7 @@ pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<(
                 if args.rule_features { " and its rule signals" } else { "" },
             ),
             "ngram_training": {"optimizer": "Adam, full batch", "lr": NGRAM_LR, "l2": args.ngram_l2, "epochs": args.ngram_epochs, "loss": "class-balanced logistic (same weights as the layers)"},
-            "training": {"optimizer": "AdamW", "lr": 3e-3, "weight_decay": 1e-3, "epochs": args.epochs, "batch": "full", "loss": "class-balanced logistic", "final_loss": last},
+            "training": {"optimizer": "AdamW", "lr": mlp::LR, "weight_decay": mlp::WEIGHT_DECAY, "epochs": args.epochs, "batch": "full", "loss": "class-balanced logistic", "init": "Kaiming-normal weights, uniform biases (candle_nn::linear's)", "init_seed": args.init_seed, "final_loss": last},
             "calibration": format!("the threshold and soft threshold (at most {}) whose decisions (score at or above the threshold, a rule signal that is not soft, or a soft one with a score at or above the soft threshold) detect the most with validation false positives ≤ {} on look-alikes and ≤ {} on clean sentences", args.max_soft_threshold, args.max_fp, args.max_fp / 2.0),
             "validation": {
                 "split": match &args.holdout {

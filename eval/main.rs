@@ -18,6 +18,7 @@ mod generator;
 mod injection;
 mod injection_train;
 mod metrics;
+mod mlp;
 mod plot;
 mod report;
 mod run_activity;
@@ -155,7 +156,7 @@ struct TrainCmd {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "eval/injection/dev.jsonl,eval/injection/dev2.jsonl,eval/injection/dev4.jsonl,eval/injection/dev5.jsonl,eval/injection/dev6.jsonl,eval/injection/dev7.jsonl,eval/injection/dev8.jsonl,eval/injection/dev3.jsonl"
+        default_value = "eval/injection/dev.jsonl,eval/injection/dev2.jsonl,eval/injection/dev4.jsonl,eval/injection/dev5.jsonl,eval/injection/dev6.jsonl,eval/injection/dev7.jsonl,eval/injection/dev8.jsonl,eval/injection/dev3.jsonl,eval/injection/dev9.jsonl,eval/injection/dev10.jsonl,eval/injection/dev11.jsonl,eval/injection/dev12.jsonl"
     )]
     dev: Vec<PathBuf>,
     /// Where the head file goes.
@@ -166,6 +167,10 @@ struct TrainCmd {
     hidden: usize,
     #[arg(long, default_value_t = 600)]
     epochs: usize,
+    /// Seed of the layers' initial weights (heads up to v5 were trained
+    /// through candle with unseeded weights).
+    #[arg(long, default_value_t = 1)]
+    init_seed: u64,
     /// Largest validation false-positive rate on look-alikes the threshold
     /// may cost (half of it on clean activity sentences); the shipped head
     /// was calibrated at 0.008 (this default was 0.005 before, so a run with
@@ -337,6 +342,7 @@ fn main() -> anyhow::Result<()> {
                 out: cmd.head_out,
                 hidden: cmd.hidden,
                 epochs: cmd.epochs,
+                init_seed: cmd.init_seed,
                 max_fp: cmd.max_fp,
                 clean: cmd.clean,
                 jailguard: cmd.jailguard,
