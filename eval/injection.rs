@@ -133,6 +133,82 @@ pub fn plant(text: &str, field: &str, user_id: &str, event_id: &str, now: i64) -
     event
 }
 
+/// `plant` with the rest of the event varied by `variant` (training only;
+/// the evaluation plants with the one fixed template): the business's
+/// display name (or none: the sentence then names the source id), the
+/// price and currency (or none), the neighbouring product, origin and game
+/// names, and for product names the event type. Variant 0 is `plant`'s
+/// template. Without this every training sentence of a field shared one
+/// template, and the head read unusual but innocent sentences of another
+/// shape (e.g. `Purchased CANARY0<32 hex digits> at shop`) as payloads.
+pub fn plant_varied(text: &str, field: &str, user_id: &str, event_id: &str, now: i64, variant: u64) -> ActivityEvent {
+    let mut event = plant(text, field, user_id, event_id, now);
+    if variant == 0 {
+        return event;
+    }
+    const SOURCES: [&str; 12] = [
+        "",
+        "Acme Outdoors",
+        "Nordlicht Mode",
+        "TechHub",
+        "Casa Verde",
+        "Pixel Forge Games",
+        "SkyWays",
+        "Livraria Sol",
+        "Sakura Market",
+        "Bazaar",
+        "Maison Blanche",
+        "QuickCart",
+    ];
+    const PRODUCTS: [&str; 8] = [
+        "Trail Runner 3",
+        "USB-C hub 7-in-1",
+        "Linen shirt",
+        "Espresso beans 1 kg",
+        "Desk lamp",
+        "Yoga mat",
+        "Wireless earbuds",
+        "Cast iron pan",
+    ];
+    const ORIGINS: [&str; 6] = ["Lisbon", "Berlin", "Tokyo", "São Paulo", "Nairobi", "Toronto"];
+    const GAMES: [&str; 5] = ["Star Forge", "Kingdom Rush", "Pixel Farm", "Deep Dive", "Neon Racer"];
+    const CURRENCIES: [&str; 6] = ["EUR", "USD", "GBP", "JPY", "BRL", "SEK"];
+    let pick = |k: u32, n: usize| ((variant.rotate_left(k * 8) ^ (variant >> 3)) % n as u64) as usize;
+    let source = SOURCES[pick(1, SOURCES.len())];
+    if field != "source_name" {
+        event.source_name = source.into();
+    }
+    let data = &mut event.custom_data;
+    let product = PRODUCTS[pick(2, PRODUCTS.len())];
+    let price = Some([4.5, 19.0, 49.9, 129.0, 1999.0, 0.99][pick(3, 6)]);
+    let currency = CURRENCIES[pick(4, CURRENCIES.len())];
+    match field {
+        "custom_data.content_name" => {
+            event.event_name = ["Purchase", "Purchase", "ViewContent", "AddToWishlist", "Purchase"][pick(5, 5)].into();
+            if pick(6, 3) == 0 {
+                data.value = None;
+                data.currency = String::new();
+            } else {
+                data.value = price;
+                data.currency = currency.into();
+            }
+        }
+        "custom_data.contents.title" => {
+            if let Some(c) = data.contents.first_mut() {
+                c.item_price = price;
+                c.quantity = 1 + pick(6, 3) as u32;
+            }
+        }
+        "custom_data.content_category" | "source_name" => data.content_name = product.into(),
+        "custom_data.properties.destination" => {
+            data.properties.insert("origin".into(), ORIGINS[pick(5, ORIGINS.len())].into());
+        }
+        "custom_data.properties.achievement" => data.content_name = GAMES[pick(5, GAMES.len())].into(),
+        _ => {}
+    }
+    event
+}
+
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
 pub struct Tally {
     /// Pairs whose snippet came back (flagged or not).

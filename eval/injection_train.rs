@@ -57,6 +57,16 @@ fn train_ngrams(
     model.map_err(anyhow::Error::msg)
 }
 
+/// The event around a planted training text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Template {
+    /// `injection::plant`'s one template per field (heads up to v6).
+    Fixed,
+    /// The business, price, currency, neighbouring names and event type
+    /// varied per (entry, field) (`injection::plant_varied`).
+    Varied,
+}
+
 pub struct TrainArgs {
     /// Development corpora (never the frozen test corpus).
     pub dev: Vec<PathBuf>,
@@ -64,6 +74,7 @@ pub struct TrainArgs {
     pub hidden: usize,
     pub epochs: usize,
     pub init_seed: u64,
+    pub template: Template,
     pub max_fp: f64,
     pub clean: usize,
     pub jailguard: Option<PathBuf>,
@@ -129,6 +140,7 @@ struct Fitted {
 /// f32). New sentences are appended.
 struct VectorCache {
     model_id: String,
+    dim: usize,
     vectors: std::collections::HashMap<[u8; 16], Vec<f32>>,
 }
 
@@ -138,20 +150,30 @@ impl VectorCache {
     }
 
     fn load(path: &std::path::Path) -> anyhow::Result<Self> {
-        let mut cache = Self { model_id: String::new(), vectors: Default::default() };
-        let Ok(bytes) = std::fs::read(path) else { return Ok(cache) };
-        let newline = bytes.iter().position(|&b| b == b'\n').context("vector cache: no header")?;
+        let mut cache = Self { model_id: String::new(), dim: 0, vectors: Default::default() };
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(cache),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        let newline = bytes.iter().position(|&b| b == b'\n').with_context(|| {
+            format!("vector cache {}: no header line (delete the file to rebuild it)", path.display())
+        })?;
         let header: serde_json::Value = serde_json::from_slice(&bytes[..newline])?;
         cache.model_id = header["model_id"].as_str().context("vector cache: model_id")?.to_string();
-        let dim = header["dim"].as_u64().context("vector cache: dim")? as usize;
-        let record = 16 + 4 * dim;
+        cache.dim = header["dim"].as_u64().context("vector cache: dim")? as usize;
+        let record = 16 + 4 * cache.dim;
         let body = &bytes[newline + 1..];
-        for r in body.chunks(record) {
-            // A record cut short by an interrupted write is dropped.
-            if r.len() == record {
-                let v = r[16..].chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4"))).collect();
-                cache.vectors.insert(r[..16].try_into().expect("16"), v);
-            }
+        for r in body.chunks_exact(record) {
+            let v = r[16..].chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4"))).collect();
+            cache.vectors.insert(r[..16].try_into().expect("16"), v);
+        }
+        // A record cut short by an interrupted write is dropped, and the
+        // file cut back to the last whole record before anything is
+        // appended (or every later record would be read shifted).
+        if body.len() % record != 0 {
+            let whole = newline + 1 + body.len() / record * record;
+            std::fs::OpenOptions::new().write(true).open(path)?.set_len(whole as u64)?;
         }
         Ok(cache)
     }
@@ -170,9 +192,12 @@ impl VectorCache {
             let header = serde_json::json!({"model_id": model_id, "dim": dim});
             std::fs::write(path, format!("{header}\n"))?;
             self.model_id = model_id.to_string();
+            self.dim = dim;
         }
+        anyhow::ensure!(texts.len() == vectors.len(), "{} texts, {} vectors", texts.len(), vectors.len());
         let mut out = Vec::new();
         for (text, v) in texts.iter().zip(vectors) {
+            anyhow::ensure!(v.len() == self.dim, "a vector of {} values in a cache of {}", v.len(), self.dim);
             let key = Self::key(text);
             out.extend_from_slice(&key);
             out.extend(v.iter().flat_map(|x| x.to_le_bytes()));
@@ -336,7 +361,13 @@ pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<(
         };
         let validation = if args.holdout.is_some() { held_out.contains(&e.id) } else { in_validation(&e.id) };
         for field in FIELDS {
-            let event = injection::plant(&e.text, field, "u", "e", now);
+            let variant = match args.template {
+                Template::Fixed => 0,
+                Template::Varied => u64::from_le_bytes(
+                    Sha256::digest(format!("{}\0{field}", e.id).as_bytes())[..8].try_into().expect("8 bytes"),
+                ),
+            };
+            let event = injection::plant_varied(&e.text, field, "u", "e", now, variant);
             if event.validate(&Default::default(), now).is_err() {
                 continue;
             }

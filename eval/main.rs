@@ -171,6 +171,9 @@ struct TrainCmd {
     /// through candle with unseeded weights).
     #[arg(long, default_value_t = 1)]
     init_seed: u64,
+    /// The event around each planted training text (heads up to v6: fixed).
+    #[arg(long, value_enum, default_value = "varied")]
+    template: injection_train::Template,
     /// Largest validation false-positive rate on look-alikes the threshold
     /// may cost (half of it on clean activity sentences); the shipped head
     /// was calibrated at 0.008 (this default was 0.005 before, so a run with
@@ -343,6 +346,7 @@ fn main() -> anyhow::Result<()> {
                 hidden: cmd.hidden,
                 epochs: cmd.epochs,
                 init_seed: cmd.init_seed,
+                template: cmd.template,
                 max_fp: cmd.max_fp,
                 clean: cmd.clean,
                 jailguard: cmd.jailguard,

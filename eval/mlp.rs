@@ -89,12 +89,16 @@ fn matmul(
 ) {
     let last = |rows: usize, cols: usize, rs: usize, cs: usize| (rows - 1) * rs + (cols - 1) * cs;
     assert!(m > 0 && n > 0 && k > 0);
+    // Distinct destination elements never share an address (the products
+    // run on several threads).
+    assert!(dst_cs >= 1 && dst_rs >= n * dst_cs);
     assert!(last(m, n, dst_rs, dst_cs) < dst.len());
     assert!(last(m, k, lhs_rs, lhs_cs) < lhs.len());
     assert!(last(k, n, rhs_rs, rhs_cs) < rhs.len());
-    // SAFETY: every element the strides reach is inside its slice (checked
-    // above), `dst` is borrowed mutably and so aliases neither input, and
-    // gemm does not read `dst` when `read_dst` is false.
+    // SAFETY: every element the strides reach is inside its slice and no
+    // two destination elements share an address (both checked above),
+    // `dst` is borrowed mutably and so aliases neither input, and gemm does
+    // not read `dst` when `read_dst` is false.
     unsafe {
         gemm::gemm(
             m,
@@ -138,6 +142,7 @@ pub fn train(
     assert_eq!(x.len(), n * dim);
     assert_eq!(w.len(), n);
     let total_w: f32 = w.iter().sum();
+    assert!(n > 0 && total_w > 0.0, "training needs rows of positive total weight");
     // Each row's share of the mean loss.
     let share: Vec<f32> = w.iter().map(|v| v / total_w).collect();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
