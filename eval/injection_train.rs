@@ -77,6 +77,9 @@ pub struct TrainArgs {
     pub template: Template,
     pub max_fp: f64,
     pub clean: usize,
+    /// Generated innocent values with opaque identifiers (`idgen`), as clean
+    /// sentences (heads up to v7: none).
+    pub id_negatives: usize,
     pub jailguard: Option<PathBuf>,
     pub seed: u64,
     pub cache_dir: PathBuf,
@@ -410,6 +413,29 @@ pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<(
             }
         }
     }
+    // Generated innocent values full of opaque identifiers, planted like the
+    // corpora's texts (`idgen`), counted as clean activity sentences.
+    for (k, value) in crate::idgen::values(args.id_negatives, args.seed).iter().enumerate() {
+        let id = format!("clean-id-{k}");
+        let digest = Sha256::digest(id.as_bytes());
+        let field = FIELDS[usize::from(digest[0]) % FIELDS.len()];
+        let variant = match args.template {
+            Template::Fixed => 0,
+            Template::Varied => u64::from_le_bytes(digest[8..16].try_into().expect("8 bytes")),
+        };
+        let event = injection::plant_varied(value, field, "u", "e", now, variant);
+        if event.validate(&Default::default(), now).is_err() {
+            continue;
+        }
+        samples.push(Sample {
+            entry: id.clone(),
+            kind: "clean_id".into(),
+            text: verbalize(&event),
+            group: Group::Clean,
+            validation: in_validation(&id) || args.by_author,
+            corpus: usize::from(digest[2]) % corpora.len(),
+        });
+    }
     // Sentences the shipped head is trained on (`false`) and validated on
     // (`true`); by author, every sentence is both (validated out of author).
     let count =
@@ -700,9 +726,10 @@ pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<(
             "commit": commit(),
             "machine": machine(),
             "dev_corpora": dev_files,
-            "licence": "training texts written for this project by its own authors (the development corpora listed above, eval/injection/README.md) and sentences of its synthetic activity generator; no third-party data",
+            "licence": "training texts written for this project by its own authors (the development corpora listed above, eval/injection/README.md) sentences of its synthetic activity generator and generated opaque-identifier values (eval/idgen.rs); no third-party data",
             "fields": FIELDS,
             "clean_generator_seed": args.seed,
+            "id_negatives": {"generator": "eval/idgen.rs", "values": args.id_negatives, "seed": args.seed},
             "sentences": {
                 "train": {"malicious": count(Group::Malicious, false), "look_alike": count(Group::LookAlike, false), "clean": count(Group::Clean, false)},
                 "validation": {"malicious": count(Group::Malicious, true), "look_alike": count(Group::LookAlike, true), "clean": count(Group::Clean, true)},

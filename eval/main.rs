@@ -15,6 +15,7 @@
 mod beir;
 mod engine;
 mod generator;
+mod idgen;
 mod injection;
 mod injection_train;
 mod metrics;
@@ -183,6 +184,11 @@ struct TrainCmd {
     /// Clean activity sentences from the generator.
     #[arg(long, default_value_t = 4000)]
     clean: usize,
+    /// Generated innocent field values full of opaque identifiers (UUIDs,
+    /// hashes, serials, tracking numbers; `eval/idgen.rs`), trained and
+    /// validated as clean sentences (heads up to v7: 0).
+    #[arg(long, default_value_t = 3000)]
+    id_negatives: usize,
     /// Generator seed for the clean sentences (not the benchmark's 42).
     #[arg(long, default_value_t = 1001)]
     seed: u64,
@@ -349,6 +355,7 @@ fn main() -> anyhow::Result<()> {
                 template: cmd.template,
                 max_fp: cmd.max_fp,
                 clean: cmd.clean,
+                id_negatives: cmd.id_negatives,
                 jailguard: cmd.jailguard,
                 seed: cmd.seed,
                 cache_dir: cmd.cache_dir,
