@@ -287,6 +287,10 @@ pub struct Breakdown {
     pub by_field: BTreeMap<Label, BTreeMap<String, Tally>>,
 }
 
+fn fixed() -> String {
+    "fixed".into()
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 pub struct InjectionReport {
     pub corpus: String,
@@ -294,6 +298,9 @@ pub struct InjectionReport {
     pub entries: usize,
     pub pairs: usize,
     pub detector: String,
+    /// The event template around each planted text ("fixed" or "varied").
+    #[serde(default = "fixed")]
+    pub template: String,
     pub commit: String,
     pub machine: String,
     pub date: String,
@@ -319,6 +326,21 @@ pub struct InjectionArgs {
     pub detector: String,
     pub out: PathBuf,
     pub history: Option<PathBuf>,
+    /// The event around each planted text: `plant`'s one template per field
+    /// (the protocol's, every run before 2026-12-03 night) or
+    /// `plant_varied`'s, chosen per (entry, field) by a hash.
+    pub template: crate::injection_train::Template,
+}
+
+/// `plant_varied`'s variant for a text of entry `id` in `field`: 0 (the
+/// fixed template) or a hash of both.
+pub fn variant(template: crate::injection_train::Template, id: &str, field: &str) -> u64 {
+    match template {
+        crate::injection_train::Template::Fixed => 0,
+        crate::injection_train::Template::Varied => {
+            u64::from_le_bytes(Sha256::digest(format!("{id}\0{field}").as_bytes())[..8].try_into().expect("8 bytes"))
+        }
+    }
 }
 
 fn request(user_id: &str) -> ContextRequest {
@@ -346,7 +368,12 @@ fn head_sha(choice: &context_engine::app::HeadChoice) -> String {
 }
 
 /// Plants, ingests and queries every (entry, field) pair of `entries`.
-async fn outcomes(engine: &Engine, entries: &[Entry], now: i64) -> anyhow::Result<Vec<(usize, usize, Outcome)>> {
+async fn outcomes(
+    engine: &Engine,
+    entries: &[Entry],
+    now: i64,
+    template: crate::injection_train::Template,
+) -> anyhow::Result<Vec<(usize, usize, Outcome)>> {
     let pairs: Vec<(usize, usize)> = (0..entries.len()).flat_map(|e| (0..FIELDS.len()).map(move |f| (e, f))).collect();
     let user = |e: usize, f: usize| format!("inj-{e}-{f}");
     let bar = progress(pairs.len(), "consent");
@@ -361,7 +388,10 @@ async fn outcomes(engine: &Engine, entries: &[Entry], now: i64) -> anyhow::Resul
     for chunk in pairs.chunks(500) {
         let events = chunk
             .iter()
-            .map(|&(e, f)| plant(&entries[e].text, FIELDS[f], &user(e, f), &format!("ev-{e}-{f}"), now))
+            .map(|&(e, f)| {
+                let variant = variant(template, &entries[e].id, FIELDS[f]);
+                plant_varied(&entries[e].text, FIELDS[f], &user(e, f), &format!("ev-{e}-{f}"), now, variant)
+            })
             .collect();
         let outcomes = engine.ingest(events, now).await?;
         for (&(e, f), outcome) in chunk.iter().zip(outcomes) {
@@ -417,7 +447,7 @@ pub async fn run(args: &InjectionArgs, engine_args: &EngineArgs) -> anyhow::Resu
         None => "rules only".into(),
     };
     let now = chrono::Utc::now().timestamp();
-    let outcomes = outcomes(eval.engine(), &entries, now).await;
+    let outcomes = outcomes(eval.engine(), &entries, now, args.template).await;
     eval.close().await?;
     let outcomes = outcomes?;
     let mut breakdown = Breakdown::default();
@@ -444,6 +474,7 @@ pub async fn run(args: &InjectionArgs, engine_args: &EngineArgs) -> anyhow::Resu
         entries: entries.len(),
         pairs: outcomes.len(),
         detector: if args.detector.is_empty() { detector } else { args.detector.clone() },
+        template: format!("{:?}", args.template).to_lowercase(),
         commit: commit(),
         machine: machine(),
         date: now_rfc3339(),
@@ -475,9 +506,9 @@ fn table(out: &mut String, title: &str, rows: &BTreeMap<String, Tally>, maliciou
 
 pub fn markdown(r: &InjectionReport) -> String {
     let mut out = format!(
-        "# Injection screening: {}\n\ncorpus sha256 `{}`, {} entries, {} (entry, field) pairs; detector: {}; commit \
-         {}; {}; {}\n\n",
-        r.corpus, r.corpus_sha256, r.entries, r.pairs, r.detector, r.commit, r.machine, r.date
+        "# Injection screening: {}\n\ncorpus sha256 `{}`, {} entries, {} (entry, field) pairs; detector: {}; event \
+         template: {}; commit {}; {}; {}\n\n",
+        r.corpus, r.corpus_sha256, r.entries, r.pairs, r.detector, r.template, r.commit, r.machine, r.date
     );
     let total = |label| r.breakdown.total.get(&label).copied().unwrap_or_default();
     let (m, b) = (total(Label::Malicious), total(Label::Benign));
@@ -540,7 +571,7 @@ pub fn publish(r: &InjectionReport, out: &Path, history: Option<&Path>) -> anyho
         let line = serde_json::json!({
             "date": r.date, "commit": r.commit, "machine": r.machine, "corpus": r.corpus,
             "corpus_sha256": r.corpus_sha256, "entries": r.entries, "pairs": r.pairs, "detector": r.detector,
-            "pass_through": r.pass_through, "pass_through_ci95": r.pass_through_ci95,
+            "template": r.template, "pass_through": r.pass_through, "pass_through_ci95": r.pass_through_ci95,
             "false_positive": r.false_positive, "false_positive_ci95": r.false_positive_ci95,
             "false_positive_by_rules": r.breakdown.total.get(&Label::Benign).map(|b| if b.shown == 0 { 0.0 } else { b.flagged_by_rules as f64 / b.shown as f64 }),
         });

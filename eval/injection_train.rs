@@ -364,12 +364,7 @@ pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<(
         };
         let validation = if args.holdout.is_some() { held_out.contains(&e.id) } else { in_validation(&e.id) };
         for field in FIELDS {
-            let variant = match args.template {
-                Template::Fixed => 0,
-                Template::Varied => u64::from_le_bytes(
-                    Sha256::digest(format!("{}\0{field}", e.id).as_bytes())[..8].try_into().expect("8 bytes"),
-                ),
-            };
+            let variant = injection::variant(args.template, &e.id, field);
             let event = injection::plant_varied(&e.text, field, "u", "e", now, variant);
             if event.validate(&Default::default(), now).is_err() {
                 continue;

@@ -147,6 +147,11 @@ struct InjectionCmd {
     /// The run's headline is appended here (`--history ''`: not recorded).
     #[arg(long, default_value = "eval/injection/history.jsonl")]
     history: String,
+    /// The event around each planted text: the protocol's fixed template
+    /// per field, or varied business, price, currency, neighbours and event
+    /// type per (entry, field) (the same variation as training's).
+    #[arg(long, value_enum, default_value = "fixed")]
+    template: injection_train::Template,
 }
 
 #[derive(Debug, Args)]
@@ -341,6 +346,7 @@ fn main() -> anyhow::Result<()> {
                 detector: String::new(),
                 out: cmd.common.out.clone(),
                 history: (!cmd.history.is_empty()).then(|| PathBuf::from(&cmd.history)),
+                template: cmd.template,
             };
             let report = runtime.block_on(injection::run(&args, &engine))?;
             injection::publish(&report, &args.out, args.history.as_deref())

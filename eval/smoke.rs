@@ -119,6 +119,7 @@ async fn injection_subset() {
         detector: String::new(),
         out: PathBuf::new(),
         history: None,
+        template: crate::injection_train::Template::Fixed,
     };
     let report = crate::injection::run(&args, &engine_args()).await.expect("injection eval runs");
     assert_eq!(
