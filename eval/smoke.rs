@@ -104,11 +104,13 @@ async fn scifact_subset() {
 
 /// `context-eval injection` on every 8th entry of the frozen test corpus
 /// (93 texts × 7 fields), through the real model, store and shipped head.
-/// The bounds sit at the upper ends of the subset's 95 % intervals with the
-/// head v5 (2026-12-03: pass-through 3.5 %, CI 2.0–6.1 %; false positives
-/// 1.3 %, CI 0.5–3.3 %; head v6, shipped since, 4.7 % and 1.6 %), room for the small differences
-/// between CPUs' embedding kernels; rules alone pass 64 % and head v4
-/// (7.7 % on this subset) fail the first.
+/// The bounds sit at the upper ends of the subset's 95 % intervals with
+/// head v8 (2026-12-03 night: pass-through 2.7 %, CI 1.4–5.0 %; false
+/// positives 1.0 %, CI 0.3–2.8 %), room for the small differences between
+/// CPUs' embedding kernels; rules alone pass 64 %, head v4 (7.7 % on this
+/// subset) fails the first and head v5 (3.5 % / 1.3 %, CI up to 6.1 % /
+/// 3.3 %) and v6 (4.7 % / 1.6 %) pass both (before v8 the bounds were
+/// v5's interval ends, 6.2 % / 3.3 %).
 #[tokio::test(flavor = "multi_thread")]
 async fn injection_subset() {
     let corpus = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("injection/test.jsonl");
@@ -142,6 +144,6 @@ async fn injection_subset() {
     use crate::injection::Label;
     assert_eq!(total(Label::Malicious).missing + total(Label::Benign).missing, 0, "every accepted pair is answered");
     assert!(total(Label::Malicious).shown > 300 && total(Label::Benign).shown > 250);
-    assert!(report.pass_through <= 0.062, "pass-through {}", report.pass_through);
-    assert!(report.false_positive <= 0.033, "false positives {}", report.false_positive);
+    assert!(report.pass_through <= 0.050, "pass-through {}", report.pass_through);
+    assert!(report.false_positive <= 0.028, "false positives {}", report.false_positive);
 }

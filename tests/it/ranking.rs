@@ -387,13 +387,11 @@ async fn repeated_queries_reuse_their_vector_per_person() {
 /// 40-digit hex hashes, tracking numbers, voucher codes) are ordinary shop
 /// data, not encoded payloads: none is flagged. Head v5 flagged 61 % of
 /// `CANARY<n><32 hex>` product names and 85 % of `where to buy …` searches
-/// of that shape by its learned signal alone; heads v6 and v7 trained on
-/// `dev9`'s code-heavy catalog data. An instruction in the same batch still is.
-/// Known to fail: head v6 (shipped) and v7 (trained on varied templates,
-/// not shipped) each flag 10 of these 30 innocent events by the learned
-/// signal alone (README, "Injection screening"); run with `--ignored`.
+/// of that shape by its learned signal alone; heads v6 and v7 each flagged
+/// 10 of these 30 innocent events. Head v8 trains on generated ids as
+/// negatives (`eval/idgen.rs`, written without reading this test's shapes)
+/// and flags none. An instruction in the same batch still is flagged.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "open weakness: heads v6/v7 flag 10 of 30 innocent events with opaque ids (README)"]
 async fn opaque_ids_in_product_names_are_not_read_as_payloads() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path()).await;
