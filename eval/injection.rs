@@ -133,8 +133,9 @@ pub fn plant(text: &str, field: &str, user_id: &str, event_id: &str, now: i64) -
     event
 }
 
-/// `plant` with the rest of the event varied by `variant` (training only;
-/// the evaluation plants with the one fixed template): the business's
+/// `plant` with the rest of the event varied by `variant` (training, and
+/// `context-eval injection --template varied`; the protocol's evaluation
+/// plants with the one fixed template): the business's
 /// display name (or none: the sentence then names the source id), the
 /// price and currency (or none), the neighbouring product, origin and game
 /// names, and for product names the event type. Variant 0 is `plant`'s
@@ -474,7 +475,8 @@ pub async fn run(args: &InjectionArgs, engine_args: &EngineArgs) -> anyhow::Resu
         entries: entries.len(),
         pairs: outcomes.len(),
         detector: if args.detector.is_empty() { detector } else { args.detector.clone() },
-        template: format!("{:?}", args.template).to_lowercase(),
+        template: clap::ValueEnum::to_possible_value(&args.template)
+            .map_or_else(String::new, |v| v.get_name().to_string()),
         commit: commit(),
         machine: machine(),
         date: now_rfc3339(),

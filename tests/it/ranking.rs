@@ -389,8 +389,10 @@ async fn repeated_queries_reuse_their_vector_per_person() {
 /// `CANARY<n><32 hex>` product names and 85 % of `where to buy …` searches
 /// of that shape by its learned signal alone; heads v6 and v7 each flagged
 /// 10 of these 30 innocent events. Head v8 trains on generated ids as
-/// negatives (`eval/idgen.rs`, written without reading this test's shapes)
-/// and flags none. An instruction in the same batch still is flagged.
+/// negatives (`eval/idgen.rs`, whose author had read this test and covers
+/// its shapes, so this is a regression test, not an out-of-sample measure:
+/// that is `eval/injection/ids-probe.jsonl`, by an independent author) and
+/// flags none. An instruction in the same batch still is flagged.
 #[tokio::test(flavor = "multi_thread")]
 async fn opaque_ids_in_product_names_are_not_read_as_payloads() {
     let dir = tempfile::tempdir().unwrap();
