@@ -288,10 +288,6 @@ pub struct Breakdown {
     pub by_field: BTreeMap<Label, BTreeMap<String, Tally>>,
 }
 
-fn fixed() -> String {
-    "fixed".into()
-}
-
 #[derive(Debug, Serialize, Deserialize)]
 pub struct InjectionReport {
     pub corpus: String,
@@ -300,7 +296,6 @@ pub struct InjectionReport {
     pub pairs: usize,
     pub detector: String,
     /// The event template around each planted text ("fixed" or "varied").
-    #[serde(default = "fixed")]
     pub template: String,
     pub commit: String,
     pub machine: String,
@@ -330,15 +325,26 @@ pub struct InjectionArgs {
     /// The event around each planted text: `plant`'s one template per field
     /// (the protocol's, every run before 2026-12-03 night) or
     /// `plant_varied`'s, chosen per (entry, field) by a hash.
-    pub template: crate::injection_train::Template,
+    pub template: Template,
+}
+
+/// The event around a planted text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Template {
+    /// `plant`'s one template per field (the protocol's evaluation; training
+    /// of heads up to v6).
+    Fixed,
+    /// The business, price, currency, neighbouring names and event type
+    /// varied per (entry, field) (`plant_varied`).
+    Varied,
 }
 
 /// `plant_varied`'s variant for a text of entry `id` in `field`: 0 (the
 /// fixed template) or a hash of both.
-pub fn variant(template: crate::injection_train::Template, id: &str, field: &str) -> u64 {
+pub fn variant(template: Template, id: &str, field: &str) -> u64 {
     match template {
-        crate::injection_train::Template::Fixed => 0,
-        crate::injection_train::Template::Varied => {
+        Template::Fixed => 0,
+        Template::Varied => {
             u64::from_le_bytes(Sha256::digest(format!("{id}\0{field}").as_bytes())[..8].try_into().expect("8 bytes"))
         }
     }
@@ -373,7 +379,7 @@ async fn outcomes(
     engine: &Engine,
     entries: &[Entry],
     now: i64,
-    template: crate::injection_train::Template,
+    template: Template,
 ) -> anyhow::Result<Vec<(usize, usize, Outcome)>> {
     let pairs: Vec<(usize, usize)> = (0..entries.len()).flat_map(|e| (0..FIELDS.len()).map(move |f| (e, f))).collect();
     let user = |e: usize, f: usize| format!("inj-{e}-{f}");

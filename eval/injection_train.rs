@@ -33,7 +33,7 @@ use sha2::{Digest, Sha256};
 
 use crate::engine::{commit, machine, now_rfc3339, progress, EngineArgs, EvalEngine};
 use crate::generator;
-use crate::injection::{self, Label, FIELDS};
+use crate::injection::{self, Label, Template, FIELDS};
 use crate::mlp;
 use context_engine::render::learned::sigmoid;
 use context_engine::render::ngrams::{self, TrainRow};
@@ -59,16 +59,6 @@ fn train_ngrams(
 
 /// Kind of the generated opaque-id sentences (`--id-negatives`).
 const ID_KIND: &str = "clean_id";
-
-/// The event around a planted training text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Template {
-    /// `injection::plant`'s one template per field (heads up to v6).
-    Fixed,
-    /// The business, price, currency, neighbouring names and event type
-    /// varied per (entry, field) (`injection::plant_varied`).
-    Varied,
-}
 
 pub struct TrainArgs {
     /// Development corpora (never the frozen test corpus).
@@ -428,6 +418,8 @@ pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<(
         let id = format!("clean-id-{k}");
         let digest = Sha256::digest(id.as_bytes());
         let field = FIELDS[usize::from(digest[0]) % FIELDS.len()];
+        // Not `injection::variant` (a hash of id and field): heads v8 and v9
+        // were trained on these variants, and either hash varies alike.
         let variant = match args.template {
             Template::Fixed => 0,
             Template::Varied => u64::from_le_bytes(digest[8..16].try_into().expect("8 bytes")),
@@ -735,7 +727,7 @@ pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<(
             "commit": commit(),
             "machine": machine(),
             "dev_corpora": dev_files,
-            "licence": "training texts written for this project by its own authors (the development corpora listed above, eval/injection/README.md) sentences of its synthetic activity generator and generated opaque-identifier values (eval/idgen.rs); no third-party data",
+            "licence": "training texts written for this project by its own authors (the development corpora listed above, eval/injection/README.md), sentences of its synthetic activity generator and generated opaque-identifier values (eval/idgen.rs); no third-party data",
             "fields": FIELDS,
             "clean_generator_seed": args.seed,
             "id_negatives": {"generator": "eval/idgen.rs", "values": args.id_negatives, "seed": args.seed},

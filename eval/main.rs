@@ -151,7 +151,7 @@ struct InjectionCmd {
     /// per field, or varied business, price, currency, neighbours and event
     /// type per (entry, field) (the same variation as training's).
     #[arg(long, value_enum, default_value = "fixed")]
-    template: injection_train::Template,
+    template: injection::Template,
 }
 
 #[derive(Debug, Args)]
@@ -179,7 +179,7 @@ struct TrainCmd {
     init_seed: u64,
     /// The event around each planted training text (heads up to v6: fixed).
     #[arg(long, value_enum, default_value = "varied")]
-    template: injection_train::Template,
+    template: injection::Template,
     /// Largest validation false-positive rate on look-alikes the threshold
     /// may cost (half of it on clean activity sentences); the shipped head
     /// was calibrated at 0.008 (this default was 0.005 before, so a run with
