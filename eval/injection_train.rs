@@ -69,6 +69,10 @@ pub struct TrainArgs {
     pub init_seed: u64,
     pub template: Template,
     pub max_fp: f64,
+    /// With `author_share`: the share of authors (rounded up) whose own
+    /// look-alike false-positive rate must be within `author_fp`.
+    pub author_fp: f64,
+    pub author_share: f64,
     pub clean: usize,
     /// Generated innocent values with opaque identifiers (`idgen`), as clean
     /// sentences (heads up to v7: none).
@@ -232,18 +236,61 @@ struct Rates {
     fp_ids: f64,
 }
 
-impl Rates {
-    fn within(&self, max_fp: f64) -> bool {
-        self.fp_look_alike <= max_fp && self.fp_clean <= max_fp / 2.0 && self.fp_ids <= max_fp / 2.0
+/// What calibration may cost in validation false positives: `max_fp` on
+/// look-alikes pooled over every author (half of it on each kind of clean
+/// sentence), and, when `author_share > 0`, at least that share of the
+/// authors (corpora, rounded up) each within `author_fp` on their own
+/// look-alikes. The pooled rate is what an average author sees; the
+/// target is met or missed on one unseen author's corpus, and by author
+/// v9's pooled 0.8 % left 6 of 16 authors above 1 % (0.0 %–1.6 %).
+#[derive(Debug, Clone, Copy)]
+struct Bounds {
+    max_fp: f64,
+    author_fp: f64,
+    author_share: f64,
+}
+
+impl Bounds {
+    /// The rates of `flagged` on `samples` if they keep within the bounds.
+    fn admits(&self, samples: &[&Sample], flagged: impl Fn(usize) -> bool) -> Option<Rates> {
+        let mut per_author: Vec<[usize; 2]> = Vec::new();
+        let r = rates_with(samples, &flagged, |s, f| {
+            if s.group == Group::LookAlike {
+                if per_author.len() <= s.corpus {
+                    per_author.resize(s.corpus + 1, [0, 0]);
+                }
+                per_author[s.corpus][0] += 1;
+                per_author[s.corpus][1] += usize::from(f);
+            }
+        });
+        let pooled = r.fp_look_alike <= self.max_fp && r.fp_clean <= self.max_fp / 2.0 && r.fp_ids <= self.max_fp / 2.0;
+        (pooled && self.authors_ok(&per_author)).then_some(r)
+    }
+
+    /// `per_author`: each author's look-alikes and how many are flagged.
+    fn authors_ok(&self, per_author: &[[usize; 2]]) -> bool {
+        if self.author_share <= 0.0 {
+            return true;
+        }
+        let authors: Vec<&[usize; 2]> = per_author.iter().filter(|a| a[0] > 0).collect();
+        let within = authors.iter().filter(|a| a[1] as f64 <= self.author_fp * a[0] as f64).count();
+        within as f64 >= (self.author_share * authors.len() as f64 - 1e-9).ceil()
     }
 }
 
 fn rates(samples: &[&Sample], flagged: impl Fn(usize) -> bool) -> Rates {
+    rates_with(samples, flagged, |_, _| {})
+}
+
+/// [`rates`], also showing `each` every sample and whether it is flagged.
+fn rates_with(samples: &[&Sample], flagged: impl Fn(usize) -> bool, mut each: impl FnMut(&Sample, bool)) -> Rates {
     let (mut n, mut k) = ([0usize; 4], [0usize; 4]);
     for (i, s) in samples.iter().enumerate() {
         let g = if s.group == Group::Clean && s.kind == ID_KIND { 3 } else { s.group as usize };
+        let f = flagged(i);
+        each(s, f);
         n[g] += 1;
-        k[g] += usize::from(flagged(i));
+        k[g] += usize::from(f);
     }
     let r = |g: usize| if n[g] == 0 { 0.0 } else { k[g] as f64 / n[g] as f64 };
     Rates { detection: r(0), fp_look_alike: r(1), fp_clean: r(2), fp_ids: r(3) }
@@ -251,17 +298,26 @@ fn rates(samples: &[&Sample], flagged: impl Fn(usize) -> bool) -> Rates {
 
 /// The lowest threshold whose false positives stay within the bounds.
 /// `forced`: samples flagged whatever their score.
-fn calibrate(scores: &[f32], forced: &[bool], samples: &[&Sample], max_fp: f64) -> f32 {
+fn calibrate(scores: &[f32], forced: &[bool], samples: &[&Sample], bounds: Bounds) -> f32 {
     let mut candidates: Vec<f32> = scores.to_vec();
     candidates.sort_by(f32::total_cmp);
     candidates.dedup();
-    for t in candidates {
-        let r = rates(samples, |i| forced[i] || scores[i] >= t);
-        if r.within(max_fp) {
-            return t;
+    candidates.push(1.0);
+    // False positives fall as the threshold rises: the lowest that fits.
+    let fits = |t: f32| bounds.admits(samples, |i| forced[i] || scores[i] >= t).is_some();
+    let (mut lo, mut hi) = (0usize, candidates.len() - 1);
+    if !fits(candidates[hi]) {
+        return 1.0;
+    }
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if fits(candidates[mid]) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
         }
     }
-    1.0
+    candidates[lo]
 }
 
 /// The two thresholds of the decision `hard || p ≥ t || (soft && p ≥ v)`
@@ -274,7 +330,7 @@ fn calibrate_soft(
     hard: &[bool],
     soft: &[bool],
     samples: &[&Sample],
-    max_fp: f64,
+    bounds: Bounds,
     max_soft: f32,
 ) -> (f32, f32) {
     let mut values: Vec<f32> = scores.to_vec();
@@ -289,8 +345,7 @@ fn calibrate_soft(
     vs.sort_by(f32::total_cmp);
     vs.dedup();
     let fits = |t: f32, v: f32| {
-        let r = rates(samples, |i| hard[i] || scores[i] >= t || (soft[i] && scores[i] >= v));
-        r.within(max_fp).then_some(r.detection)
+        bounds.admits(samples, |i| hard[i] || scores[i] >= t || (soft[i] && scores[i] >= v)).map(|r| r.detection)
     };
     let mut best: Option<(f64, f32, f32)> = None;
     for &v in &vs {
@@ -611,6 +666,7 @@ pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<(
         .collect::<Option<_>>()
         .context("--soft-signals: unknown rule signal")?;
 
+    let bounds = Bounds { max_fp: args.max_fp, author_fp: args.author_fp, author_share: args.author_share };
     // One calibrated decision: the threshold is the lowest whose decisions
     // (score at or above it, or a rule signal that is not soft) keep false
     // positives within the bounds.
@@ -630,7 +686,7 @@ pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<(
     let hard: Vec<bool> = val_signals.iter().map(|s| s.iter().any(|x| !soft.contains(x))).collect();
     let soft_fired: Vec<bool> = val_signals.iter().map(|s| s.iter().any(|x| soft.contains(x))).collect();
     let (threshold, soft_threshold) =
-        calibrate_soft(&val_scores, &hard, &soft_fired, &val, args.max_fp, args.max_soft_threshold);
+        calibrate_soft(&val_scores, &hard, &soft_fired, &val, bounds, args.max_soft_threshold);
     let head =
         head.with_threshold(threshold).with_soft_signals(soft.clone(), soft_threshold).map_err(anyhow::Error::msg)?;
     let decision = |i: usize| head.decide(val_scores[i], val_signals[i]);
@@ -641,12 +697,12 @@ pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<(
     // the embedding layers alone (the previous head's design), the n-gram
     // model alone, both without soft signals.
     let layer_scores: Vec<f32> = oof.iter().map(|s| s[1]).collect();
-    let t_layers = calibrate(&layer_scores, &rule_flags, &val, args.max_fp);
+    let t_layers = calibrate(&layer_scores, &rule_flags, &val, bounds);
     let layers_rates = rates(&val, |i| rule_flags[i] || layer_scores[i] >= t_layers);
     let ngram_scores: Vec<f32> = oof.iter().map(|s| s[2]).collect();
-    let t_ngrams = calibrate(&ngram_scores, &rule_flags, &val, args.max_fp);
+    let t_ngrams = calibrate(&ngram_scores, &rule_flags, &val, bounds);
     let ngram_rates = rates(&val, |i| rule_flags[i] || ngram_scores[i] >= t_ngrams);
-    let t_all_hard = calibrate(&val_scores, &rule_flags, &val, args.max_fp);
+    let t_all_hard = calibrate(&val_scores, &rule_flags, &val, bounds);
     let all_hard_rates = rates(&val, |i| rule_flags[i] || val_scores[i] >= t_all_hard);
     eprintln!(
         "validation (threshold {threshold:.4}; soft signals {:?} flag at {soft_threshold:.4}):",
@@ -677,7 +733,7 @@ pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<(
         let hard: Vec<bool> = val_signals.iter().map(|s| s.iter().any(|x| !soft_set.contains(x))).collect();
         let fired: Vec<bool> = val_signals.iter().map(|s| s.iter().any(|x| soft_set.contains(x))).collect();
         for cap in [0.1f32, 0.3, 0.5, 0.9, 1.0] {
-            let (t, v) = calibrate_soft(&val_scores, &hard, &fired, &val, args.max_fp, cap);
+            let (t, v) = calibrate_soft(&val_scores, &hard, &fired, &val, bounds, cap);
             let r = rates(&val, |i| hard[i] || val_scores[i] >= t || (fired[i] && val_scores[i] >= v));
             eprintln!("  grid: {name:<16} cap {cap:<4} threshold {t:.4} soft {v:.4}  {r:?}");
         }
@@ -685,6 +741,7 @@ pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<(
     // Each author's sentences under the calibrated decision (by author:
     // scored by the head trained without them).
     let mut per_corpus = Vec::new();
+    let mut authors_within = 0usize;
     for (c, path) in corpora.iter().enumerate() {
         let pos: Vec<usize> = (0..val.len()).filter(|&k| val[k].corpus == c).collect();
         if pos.is_empty() {
@@ -694,14 +751,20 @@ pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<(
         let r = rates(&sub, |j| decision(pos[j]));
         eprintln!("  {:<32} {r:?}", path.display());
         per_corpus.push(serde_json::json!({"file": path.display().to_string(), "rates": r}));
+        authors_within += usize::from(r.fp_look_alike <= args.author_fp);
     }
+    eprintln!(
+        "  authors with look-alike false positives ≤ {}: {authors_within} of {}",
+        args.author_fp,
+        per_corpus.len()
+    );
     let mut jailguard = serde_json::Value::Null;
     if let Some(path) = &args.jailguard {
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
         let jg = InjectionHead::from_jailguard_json("jailguard 0.1.2", &text).map_err(anyhow::Error::msg)?;
         let scores: Vec<f32> = val_idx.iter().map(|&i| jg.probability(&vectors[i], "")).collect();
         let at_half = rates(&val, |i| scores[i] >= 0.5);
-        let t = calibrate(&scores, &vec![false; val.len()], &val, args.max_fp);
+        let t = calibrate(&scores, &vec![false; val.len()], &val, bounds);
         let calibrated = rates(&val, |i| scores[i] >= t);
         let combined = rates(&val, |i| rule_flags[i] || scores[i] >= t);
         eprintln!("  jailguard@0.5          {at_half:?}");
@@ -744,7 +807,7 @@ pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<(
             ),
             "ngram_training": {"optimizer": "Adam, full batch", "lr": NGRAM_LR, "l2": args.ngram_l2, "epochs": args.ngram_epochs, "loss": "class-balanced logistic (same weights as the layers)"},
             "training": {"optimizer": "AdamW", "lr": mlp::LR, "weight_decay": mlp::WEIGHT_DECAY, "epochs": args.epochs, "batch": "full", "loss": "class-balanced logistic", "init": "Kaiming-normal weights, uniform biases (candle_nn::linear's)", "init_seed": args.init_seed, "final_loss": last},
-            "calibration": format!("the threshold and soft threshold (at most {}) whose decisions (score at or above the threshold, a rule signal that is not soft, or a soft one with a score at or above the soft threshold) detect the most with validation false positives ≤ {} on look-alikes and ≤ {} on clean sentences (the activity generator's and the generated opaque-id ones each)", args.max_soft_threshold, args.max_fp, args.max_fp / 2.0),
+            "calibration": format!("the threshold and soft threshold (at most {}) whose decisions (score at or above the threshold, a rule signal that is not soft, or a soft one with a score at or above the soft threshold) detect the most with validation false positives ≤ {} on look-alikes and ≤ {} on clean sentences (the activity generator's and the generated opaque-id ones each){}", args.max_soft_threshold, args.max_fp, args.max_fp / 2.0, if args.author_share > 0.0 { format!(", and at least {} % of the authors (rounded up) each ≤ {} on their own look-alikes", 100.0 * args.author_share, args.author_fp) } else { String::new() }),
             "validation": {
                 "split": match &args.holdout {
                     Some(h) => format!("entries of {} (cross-author)", h.display()),
@@ -766,4 +829,52 @@ pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<(
     let written = std::fs::read(&args.out)?;
     eprintln!("wrote {} (sha256 {})", args.out.display(), hex::encode(Sha256::digest(&written)));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(group: Group, corpus: usize) -> Sample {
+        Sample { entry: String::new(), kind: "k".into(), text: String::new(), group, validation: true, corpus }
+    }
+
+    #[test]
+    fn bounds_count_each_author_apart() {
+        // Two authors of 100 look-alikes each: author 0 has 2 flagged (2 %),
+        // author 1 none; pooled 1 %.
+        let samples: Vec<Sample> = (0..200).map(|i| sample(Group::LookAlike, i / 100)).collect();
+        let refs: Vec<&Sample> = samples.iter().collect();
+        let flagged = |i: usize| i < 2;
+        let pooled_only = Bounds { max_fp: 0.01, author_fp: 0.01, author_share: 0.0 };
+        assert!(pooled_only.admits(&refs, flagged).is_some());
+        let half = Bounds { author_share: 0.5, ..pooled_only };
+        assert!(half.admits(&refs, flagged).is_some(), "one of two authors within is half");
+        let most = Bounds { author_share: 0.9, ..pooled_only };
+        assert!(most.admits(&refs, flagged).is_none(), "90 % of two authors rounds up to both");
+        let loose = Bounds { author_fp: 0.02, ..most };
+        assert!(loose.admits(&refs, flagged).is_some(), "2 of 100 is within 2 %");
+        let tight_pool = Bounds { max_fp: 0.005, ..pooled_only };
+        assert!(tight_pool.admits(&refs, flagged).is_none());
+    }
+
+    #[test]
+    fn calibrate_finds_the_lowest_threshold_within_the_bounds() {
+        // One author: look-alike scores 0.00..0.99; a malicious sample at 0.5.
+        let mut samples: Vec<Sample> = (0..100).map(|_| sample(Group::LookAlike, 0)).collect();
+        samples.push(sample(Group::Malicious, 0));
+        let refs: Vec<&Sample> = samples.iter().collect();
+        let mut scores: Vec<f32> = (0..100).map(|i| i as f32 / 100.0).collect();
+        scores.push(0.5);
+        let forced = vec![false; scores.len()];
+        let bounds = Bounds { max_fp: 0.03, author_fp: 0.01, author_share: 0.0 };
+        // At most 3 of 100 flagged: scores 0.97, 0.98, 0.99.
+        assert_eq!(calibrate(&scores, &forced, &refs, bounds), 0.97);
+        // The author bound (1 of 100) is stricter.
+        assert_eq!(calibrate(&scores, &forced, &refs, Bounds { author_share: 1.0, ..bounds }), 0.99);
+        // Nothing fits when a forced look-alike alone breaks the bound.
+        let mut forced = forced;
+        forced[..5].iter_mut().for_each(|f| *f = true);
+        assert_eq!(calibrate(&scores, &forced, &refs, bounds), 1.0);
+    }
 }
