@@ -299,15 +299,20 @@ fn rates_with(samples: &[&Sample], flagged: impl Fn(usize) -> bool, mut each: im
 /// The lowest threshold whose false positives stay within the bounds.
 /// `forced`: samples flagged whatever their score.
 fn calibrate(scores: &[f32], forced: &[bool], samples: &[&Sample], bounds: Bounds) -> f32 {
-    let mut candidates: Vec<f32> = scores.to_vec();
+    let mut candidates: Vec<f32> = scores.iter().copied().filter(|&t| t < 1.0).collect();
     candidates.sort_by(f32::total_cmp);
     candidates.dedup();
     candidates.push(1.0);
-    // False positives fall as the threshold rises: the lowest that fits.
-    let fits = |t: f32| bounds.admits(samples, |i| forced[i] || scores[i] >= t).is_some();
-    let (mut lo, mut hi) = (0usize, candidates.len() - 1);
+    lowest_fitting(&candidates, |t| bounds.admits(samples, |i| forced[i] || scores[i] >= t).is_some()).unwrap_or(1.0)
+}
+
+/// The lowest of the ascending `candidates` that `fits`, by bisection
+/// (false positives fall as a threshold rises, so what fits is a suffix);
+/// `None` when not even the last does.
+fn lowest_fitting(candidates: &[f32], fits: impl Fn(f32) -> bool) -> Option<f32> {
+    let (mut lo, mut hi) = (0usize, candidates.len().checked_sub(1)?);
     if !fits(candidates[hi]) {
-        return 1.0;
+        return None;
     }
     while lo < hi {
         let mid = (lo + hi) / 2;
@@ -317,7 +322,7 @@ fn calibrate(scores: &[f32], forced: &[bool], samples: &[&Sample], bounds: Bound
             lo = mid + 1;
         }
     }
-    candidates[lo]
+    Some(candidates[lo])
 }
 
 /// The two thresholds of the decision `hard || p ≥ t || (soft && p ≥ v)`
@@ -353,19 +358,9 @@ fn calibrate_soft(
         // f32 reaches 1.0 itself for logits above ~17).
         let mut ts: Vec<f32> = values.iter().copied().filter(|&t| t >= v && t < 1.0).collect();
         ts.push(1.0);
-        if fits(1.0, v).is_none() {
+        let Some(t) = lowest_fitting(&ts, |t| fits(t, v).is_some()) else {
             continue;
-        }
-        let (mut lo, mut hi) = (0usize, ts.len() - 1);
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            if fits(ts[mid], v).is_some() {
-                hi = mid;
-            } else {
-                lo = mid + 1;
-            }
-        }
-        let t = ts[lo];
+        };
         let d = fits(t, v).unwrap_or(0.0);
         if best.is_none_or(|(bd, _, _)| d > bd) {
             best = Some((d, t, v));
