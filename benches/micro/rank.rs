@@ -93,6 +93,19 @@ fn bench(c: &mut Criterion) {
     if let Some(ngrams) = shipped.ngrams() {
         group.bench_function("shipped_ngrams_only", |b| b.iter(|| ngrams.logit(std::hint::black_box(sentence))));
     }
+    // A candidate head file (`CONTEXT_ENGINE_BENCH_INJECTION_HEAD`, as
+    // `context-eval injection-train --head-out` writes it), timed in the same
+    // run as the shipped one so the two compare on the same noisy host.
+    if let Ok(path) = std::env::var("CONTEXT_ENGINE_BENCH_INJECTION_HEAD") {
+        let text = std::fs::read_to_string(&path).expect("CONTEXT_ENGINE_BENCH_INJECTION_HEAD: readable head file");
+        let candidate = context_engine::render::InjectionHead::from_json("candidate", &text).expect("candidate head");
+        group.bench_function("candidate_head_with_ngrams", |b| {
+            b.iter(|| candidate.probability(std::hint::black_box(&vector), std::hint::black_box(sentence)))
+        });
+        if let Some(ngrams) = candidate.ngrams() {
+            group.bench_function("candidate_ngrams_only", |b| b.iter(|| ngrams.logit(std::hint::black_box(sentence))));
+        }
+    }
     let dense = |outputs: usize, inputs: usize, activation, rng: &mut rand_chacha::ChaCha8Rng| {
         context_engine::render::learned::Dense {
             weights: (0..outputs).map(|_| (0..inputs).map(|_| rng.random::<f32>() - 0.5).collect()).collect(),
