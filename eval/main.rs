@@ -226,8 +226,8 @@ struct TrainCmd {
     /// Longest character n-gram.
     #[arg(long, default_value_t = 5)]
     ngram_max: usize,
-    /// Hash buckets (a power of two).
-    #[arg(long, default_value_t = 65536)]
+    /// Hash buckets (a power of two; 262,144 since head v12, 65,536 before).
+    #[arg(long, default_value_t = 262144)]
     ngram_buckets: usize,
     #[arg(long, default_value_t = 300)]
     ngram_epochs: usize,
