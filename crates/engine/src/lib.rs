@@ -904,6 +904,10 @@ impl Engine {
                 return Err(StoreError::Conflict { operation: "set consent" }.into());
             }
             tracing::info!(attempts, "consent entry changed concurrently; reading it again");
+            // Back off a random 0..2^attempts ms (at most 128 ms): two
+            // replicas retrying in lockstep can otherwise lose to each other
+            // every time (a 2-core CI host saw one lose eight in a row).
+            tokio::time::sleep(cas_backoff(attempts)).await;
         };
         let mut deleted = purged_events > 0;
         if state == ConsentState::Revoked {
@@ -1103,4 +1107,12 @@ fn denied(denial: IngestDenial, event: &ActivityEvent) -> EventOutcome {
             message: "the event is flagged Limited Data Use (LDU) and is not stored".into(),
         },
     }
+}
+
+/// A random wait before compare-and-set attempt `attempt + 1`: uniform in
+/// `0..2^attempt` ms, the window capped at 128 ms.
+fn cas_backoff(attempt: u32) -> std::time::Duration {
+    let window_us = 1_000u64 << attempt.min(7);
+    let random = u64::from_le_bytes(Uuid::new_v4().as_bytes()[..8].try_into().expect("8 bytes"));
+    std::time::Duration::from_micros(random % window_us)
 }

@@ -588,3 +588,16 @@ async fn calls_for_an_unknown_or_erased_person_leave_no_record() {
     f.engine.get_context(request("u1", Purpose::ChatAssistant, "q"), NOW).await.unwrap();
     assert!(f.store.access.lock().is_empty(), "nothing holds the erased id again");
 }
+
+/// The compare-and-set backoff waits a random time inside a window that
+/// doubles per attempt up to 128 ms: never longer, and not the same wait
+/// every time (two replicas in lockstep must fall out of it).
+#[test]
+fn cas_backoff_is_random_within_a_doubling_window() {
+    for attempt in 0..12u32 {
+        let window = std::time::Duration::from_millis(1 << attempt.min(7));
+        let waits: Vec<_> = (0..64).map(|_| cas_backoff(attempt)).collect();
+        assert!(waits.iter().all(|w| *w < window), "attempt {attempt}: {waits:?} within {window:?}");
+        assert!(waits.iter().any(|w| *w != waits[0]), "attempt {attempt}: every wait {:?}", waits[0]);
+    }
+}
