@@ -42,6 +42,9 @@ pub struct MemoryStore {
     pub fail_next_consents: Mutex<bool>,
     /// Purges asked for.
     pub purges: Mutex<u64>,
+    /// The next this many conditional ledger writes lose their race (as if
+    /// another replica wrote first) and write nothing.
+    pub lose_cas: Mutex<u32>,
 }
 
 impl MemoryStore {
@@ -193,6 +196,13 @@ impl ConsentLedger for MemoryStore {
 
     async fn put_consent_if(&self, grant: ConsentGrant, expected: Option<u64>) -> Result<bool, StoreError> {
         self.call("put_consent");
+        {
+            let mut lose = self.lose_cas.lock();
+            if *lose > 0 {
+                *lose -= 1;
+                return Ok(false);
+            }
+        }
         let mut grants = self.grants.lock();
         let stored = grants
             .iter()

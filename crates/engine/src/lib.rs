@@ -53,6 +53,9 @@ pub struct EngineLimits {
     /// largest a request may ask for.
     pub default_max_tokens: usize,
     pub max_tokens: usize,
+    /// How long `set_consent` keeps retrying a compare-and-set that another
+    /// replica keeps winning before it answers `Conflict` (ABORTED).
+    pub consent_retry_budget: std::time::Duration,
 }
 
 impl Default for EngineLimits {
@@ -68,6 +71,7 @@ impl Default for EngineLimits {
             max_filter_values: 64,
             default_max_tokens: 512,
             max_tokens: 16_384,
+            consent_retry_budget: std::time::Duration::from_secs(5),
         }
     }
 }
@@ -865,6 +869,7 @@ impl Engine {
         let pair = || Scope::user_sources(user_id, vec![source_id.to_string()]);
         let mut purged_events = 0;
         let mut attempts = 0;
+        let deadline = Instant::now() + self.limits.consent_retry_budget;
         // Compare-and-set on the entry's version: another engine replica
         // may change the same key between our read and our write; then we
         // read again and decide again (its change counted, ours on top).
@@ -900,14 +905,19 @@ impl Engine {
                 break (write, changed, current);
             }
             attempts += 1;
-            if attempts >= 8 {
+            // Back off a random 0..2^attempts ms (at most 128 ms): two
+            // replicas retrying in lockstep can otherwise lose to each other
+            // every time. The limit is a time, not a count: a replica that
+            // keeps writing the same key wins most rounds against one that
+            // waits, so a count is spent while the other is still busy (a
+            // 2-core host saw eight losses in a row, 2 of 4 CI runs).
+            let wait = cas_backoff(attempts);
+            if Instant::now() + wait >= deadline {
+                tracing::warn!(attempts, "consent entry kept changing concurrently; giving up");
                 return Err(StoreError::Conflict { operation: "set consent" }.into());
             }
             tracing::info!(attempts, "consent entry changed concurrently; reading it again");
-            // Back off a random 0..2^attempts ms (at most 128 ms): two
-            // replicas retrying in lockstep can otherwise lose to each other
-            // every time (a 2-core CI host saw one lose eight in a row).
-            tokio::time::sleep(cas_backoff(attempts)).await;
+            tokio::time::sleep(wait).await;
         };
         let mut deleted = purged_events > 0;
         if state == ConsentState::Revoked {

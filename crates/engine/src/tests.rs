@@ -601,3 +601,46 @@ fn cas_backoff_is_random_within_a_doubling_window() {
         assert!(waits.iter().any(|w| *w != waits[0]), "attempt {attempt}: every wait {:?}", waits[0]);
     }
 }
+
+/// A compare-and-set that another replica keeps winning is retried for a
+/// time, not a count: twelve losses in a row (more than the eight the
+/// limit once was) still end in the change, counted once.
+#[tokio::test]
+async fn set_consent_outlasts_a_run_of_lost_races() {
+    let f = fixture();
+    *f.store.lose_cas.lock() = 12;
+    let change = f
+        .engine
+        .set_consent("u1", "shop", Some(Purpose::ChatAssistant), Some(ConsentState::Granted), NOW)
+        .await
+        .unwrap();
+    assert!(change.changed);
+    assert_eq!(*f.store.lose_cas.lock(), 0, "every lost race was retried");
+    let grants = f.engine.list_consents("u1").await.unwrap();
+    assert_eq!((grants.len(), grants[0].version), (1, 1));
+}
+
+/// When the races keep being lost past the retry budget the caller gets
+/// `Conflict` (ABORTED) within about that budget, and nothing is written.
+#[tokio::test]
+async fn set_consent_gives_up_with_conflict_after_its_retry_budget() {
+    let store = MemoryStore::new();
+    *store.lose_cas.lock() = u32::MAX;
+    let handle = EmbedHandle::spawn(Box::new(HashEmbedder::new(64)), BatchConfig::default()).unwrap();
+    let budget = std::time::Duration::from_secs(1);
+    let config = EngineConfig {
+        limits: EngineLimits { consent_retry_budget: budget, ..EngineLimits::default() },
+        ..EngineConfig::default()
+    };
+    let engine = Engine::new(handle, store.clone(), Arc::new(WordCounter), config);
+    let started = std::time::Instant::now();
+    let err = engine
+        .set_consent("u1", "shop", Some(Purpose::ChatAssistant), Some(ConsentState::Granted), NOW)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EngineError::Store(StoreError::Conflict { .. })), "{err:?}");
+    assert!(started.elapsed() < budget + std::time::Duration::from_secs(2), "{:?}", started.elapsed());
+    let tries = store.calls.lock().iter().filter(|c| **c == "put_consent").count();
+    assert!(tries > 8, "retried for the budget, not a count ({tries} tries)");
+    assert!(store.grants.lock().is_empty());
+}
