@@ -100,7 +100,23 @@ impl Hasher for KeyHasher {
     }
 }
 
-type Index = HashMap<u64, Vec<(u16, u16)>, BuildHasherDefault<KeyHasher>>;
+/// One first-slot alternative of one pattern, with what rejects most
+/// candidates without reading the pattern: its signal and gate, its length
+/// and its third character. Reading the pattern and its alternative for
+/// every candidate was a third of the matcher's time (dependent loads), and
+/// most candidates fail by the third character.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    pattern: u16,
+    alt: u16,
+    len: u16,
+    signal: Signal,
+    obfuscated_only: bool,
+    /// The alternative's third character; '\0' when it has fewer.
+    third: char,
+}
+
+type Index = HashMap<u64, Vec<Entry>, BuildHasherDefault<KeyHasher>>;
 
 /// Compiled patterns with their first-slot indexes.
 #[derive(Debug, Default)]
@@ -140,10 +156,17 @@ impl PhraseSet {
         let Some(pi) = u16::try_from(self.patterns.len()).ok() else { return };
         if let SlotKind::Words(alts) = &pattern.slots[0].kind {
             for (ai, alt) in alts.iter().enumerate() {
-                let Ok(ai) = u16::try_from(ai) else { break };
+                let (Ok(ai), Ok(len)) = (u16::try_from(ai), u16::try_from(alt.chars.len())) else { break };
                 let k = key(alt.chars[0], alt.chars.get(1).copied().unwrap_or('\0'));
                 let index = if alt.anywhere { &mut self.anywhere } else { &mut self.at_start };
-                index.entry(k).or_default().push((pi, ai));
+                index.entry(k).or_default().push(Entry {
+                    pattern: pi,
+                    alt: ai,
+                    len,
+                    signal: pattern.signal,
+                    obfuscated_only: pattern.gate == Gate::Obfuscated,
+                    third: alt.chars.get(2).copied().unwrap_or('\0'),
+                });
                 if alt.anywhere {
                     if let Err(at) = self.anywhere_first.binary_search(&alt.chars[0]) {
                         self.anywhere_first.insert(at, alt.chars[0]);
@@ -165,8 +188,13 @@ impl PhraseSet {
         let mut any = false;
         for p in 0..u.len() {
             let c = u[p].c;
-            let next = u.get(p + 1).map_or('\0', |x| x.c);
             let starts = u[p].flags & START != 0;
+            if !starts && c.is_ascii() {
+                // Most positions: inside an ASCII word, and `anywhere`
+                // alternatives are only looked up at non-ASCII characters.
+                continue;
+            }
+            let next = u.get(p + 1).map_or('\0', |x| x.c);
             let inside = !c.is_ascii() && self.anywhere_first.binary_search(&c).is_ok();
             let indexes: [(&Index, bool); 2] = [(&self.at_start, starts), (&self.anywhere, inside)];
             for (index, active) in indexes {
@@ -175,13 +203,19 @@ impl PhraseSet {
                 }
                 for k in [key(c, next), key(c, '\0')] {
                     let Some(entries) = index.get(&k) else { continue };
-                    for &(pi, ai) in entries {
-                        let pattern = &self.patterns[usize::from(pi)];
-                        if found.contains(pattern.signal) || (pattern.gate == Gate::Obfuscated && !f.obfuscated) {
+                    for e in entries {
+                        if found.contains(e.signal) || (e.obfuscated_only && !f.obfuscated) {
                             continue;
                         }
+                        // The first two characters matched through the key;
+                        // match_alt checks all of them again.
+                        let len = usize::from(e.len);
+                        if p + len > u.len() || (len > 2 && u[p + 2].c != e.third) {
+                            continue;
+                        }
+                        let pattern = &self.patterns[usize::from(e.pattern)];
                         let SlotKind::Words(alts) = &pattern.slots[0].kind else { continue };
-                        let alt = &alts[usize::from(ai)];
+                        let alt = &alts[usize::from(e.alt)];
                         if let Some(q) = match_alt(u, p, alt) {
                             if match_slots(u, q, &pattern.slots, 1) {
                                 found.insert(pattern.signal);
@@ -344,6 +378,59 @@ mod tests {
         assert!(matches("dear model , please", "Could you, dear model, please go"));
         assert!(!matches("dear model , please", "Dear model please"));
         assert!(matches("~تجاهل", "وتجاهل"));
+    }
+
+    /// Every pattern's every first alternative tried at every position, no
+    /// index: what `find` must equal, whatever its index skips.
+    fn find_without_index(set: &PhraseSet, f: &Folded) -> SignalSet {
+        let u = &f.units;
+        let mut found = SignalSet::default();
+        for p in 0..u.len() {
+            for pattern in &set.patterns {
+                if pattern.gate == Gate::Obfuscated && !f.obfuscated {
+                    continue;
+                }
+                let SlotKind::Words(alts) = &pattern.slots[0].kind else { continue };
+                for alt in alts {
+                    let may_start = if alt.anywhere { !u[p].c.is_ascii() } else { u[p].flags & START != 0 };
+                    if may_start && match_alt(u, p, alt).is_some_and(|q| match_slots(u, q, &pattern.slots, 1)) {
+                        found.insert(pattern.signal);
+                    }
+                }
+            }
+        }
+        found
+    }
+
+    /// The indexed matcher finds what trying everything finds, on every
+    /// 16th text of the development and probe corpora, forwards and
+    /// backwards (the test corpus is not read).
+    #[test]
+    fn the_index_changes_nothing_the_lexicon_finds() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../eval/injection");
+        let mut texts = Vec::new();
+        for entry in std::fs::read_dir(&dir).expect("eval/injection") {
+            let path = entry.expect("entry").path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+            if !name.ends_with(".jsonl") || name == "test.jsonl" || name == "history.jsonl" {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).expect("corpus");
+            texts.extend(text.lines().step_by(16).map(str::to_string));
+        }
+        assert!(texts.len() > 1000, "{} texts", texts.len());
+        let lexicon = crate::lexicon::lexicon();
+        let mut hits = 0;
+        for text in &texts {
+            for t in [text.clone(), text.chars().rev().collect()] {
+                let folded = fold(&t);
+                let mut indexed = SignalSet::default();
+                lexicon.find(&folded, &mut indexed);
+                assert_eq!(indexed, find_without_index(lexicon, &folded), "{t}");
+                hits += usize::from(!indexed.is_empty());
+            }
+        }
+        assert!(hits > 100, "only {hits} texts match anything: the comparison would prove little");
     }
 
     #[test]
