@@ -99,7 +99,7 @@ impl Folder {
             self.pending_bang = false;
             if raw.is_alphabetic() {
                 // "!gnore", "prev!ous": '!' standing in for 'i'.
-                self.emit('i', false);
+                self.emit_ascii('i');
                 self.leet_in_token();
             } else {
                 self.separator('!', false);
@@ -117,7 +117,7 @@ impl Folder {
                     self.boundary = true;
                 }
                 self.prev_lower = raw.is_ascii_lowercase();
-                self.emit(raw.to_ascii_lowercase(), false);
+                self.emit_ascii(raw.to_ascii_lowercase());
             } else {
                 self.separator(raw, raw.is_ascii_control() && !raw.is_ascii_whitespace());
             }
@@ -152,7 +152,7 @@ impl Folder {
         self.prev_lower = c.is_lowercase();
         if c.is_ascii() {
             // Decoded tag characters.
-            self.emit(c.to_ascii_lowercase(), false);
+            self.emit_ascii(c.to_ascii_lowercase());
         } else {
             for l in c.to_lowercase() {
                 self.emit_lower(l);
@@ -177,11 +177,23 @@ impl Folder {
     }
 
     fn emit(&mut self, c: char, mapped: bool) {
+        self.emit_as::<false>(c, mapped);
+    }
+
+    /// `emit` of an ASCII character (most of every text): the Unicode range
+    /// tests are constant false there, and the compiler drops them.
+    fn emit_ascii(&mut self, c: char) {
+        debug_assert!(c.is_ascii());
+        self.emit_as::<true>(c, false);
+    }
+
+    #[inline(always)]
+    fn emit_as<const ASCII: bool>(&mut self, c: char, mapped: bool) {
         let (c, was_leet) = match leet(c) {
             Some(l) => (l, true),
             None => (c, false),
         };
-        if is_combining_accent(c) {
+        if !ASCII && is_combining_accent(c) {
             // NFKC composes every accent that has a precomposed letter; what
             // is left over (underlines, strike-throughs, "Zalgo") decorates
             // letters to break filters, and says nothing.
@@ -190,11 +202,12 @@ impl Folder {
             }
             return;
         }
-        if !is_word_char(c) {
+        let word = if ASCII { c.is_ascii_alphanumeric() } else { is_word_char(c) };
+        if !word {
             self.separator(c, false);
             return;
         }
-        let unspaced = is_unspaced_script(c);
+        let unspaced = !ASCII && is_unspaced_script(c);
         if self.boundary || unspaced || self.prev_unspaced {
             self.end_token();
             if self.hidden_after_letter && c.is_alphabetic() && !self.units.is_empty() {
