@@ -688,6 +688,15 @@ pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<(
     let rule_flags: Vec<bool> = val_signals.iter().map(|s| !s.is_empty()).collect();
     let head_rates = rates(&val, decision);
     let rule_rates = rates(&val, |i| rule_flags[i]);
+    // For comparison only: what v10-v12's calibration (90 % of the authors
+    // each within the bound) would choose on the same out-of-author scores.
+    if args.author_share > 0.0 && (args.author_share - 0.9).abs() > 1e-9 {
+        let v12 = Bounds { author_share: 0.9, ..bounds };
+        let (t, st) = calibrate_soft(&val_scores, &hard, &soft_fired, &val, v12, args.max_soft_threshold);
+        let other = head.clone().with_threshold(t).with_soft_signals(soft.clone(), st).map_err(anyhow::Error::msg)?;
+        let r = rates(&val, |i| other.decide(val_scores[i], val_signals[i]));
+        eprintln!("for comparison, --author-share 0.9 would choose {t:.4} / {st:.4}: {r:?}");
+    }
     // Ablations, each calibrated the same way with every rule signal hard:
     // the embedding layers alone (the previous head's design), the n-gram
     // model alone, both without soft signals.

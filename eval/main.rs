@@ -162,7 +162,7 @@ struct TrainCmd {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "eval/injection/dev.jsonl,eval/injection/dev2.jsonl,eval/injection/dev4.jsonl,eval/injection/dev5.jsonl,eval/injection/dev6.jsonl,eval/injection/dev7.jsonl,eval/injection/dev8.jsonl,eval/injection/dev3.jsonl,eval/injection/dev9.jsonl,eval/injection/dev10.jsonl,eval/injection/dev11.jsonl,eval/injection/dev12.jsonl,eval/injection/dev13.jsonl,eval/injection/dev14.jsonl,eval/injection/dev15.jsonl,eval/injection/dev16.jsonl,eval/injection/dev17.jsonl,eval/injection/dev18.jsonl,eval/injection/dev19.jsonl,eval/injection/dev20.jsonl"
+        default_value = "eval/injection/dev.jsonl,eval/injection/dev2.jsonl,eval/injection/dev4.jsonl,eval/injection/dev5.jsonl,eval/injection/dev6.jsonl,eval/injection/dev7.jsonl,eval/injection/dev8.jsonl,eval/injection/dev3.jsonl,eval/injection/dev9.jsonl,eval/injection/dev10.jsonl,eval/injection/dev11.jsonl,eval/injection/dev12.jsonl,eval/injection/dev13.jsonl,eval/injection/dev14.jsonl,eval/injection/dev15.jsonl,eval/injection/dev16.jsonl,eval/injection/dev17.jsonl,eval/injection/dev18.jsonl,eval/injection/dev19.jsonl,eval/injection/dev20.jsonl,eval/injection/dev21.jsonl,eval/injection/dev22.jsonl"
     )]
     dev: Vec<PathBuf>,
     /// Where the head file goes.
