@@ -190,8 +190,9 @@ struct TrainCmd {
     /// keep within `--author-fp` (rounded up; 0: no per-author bound, heads
     /// up to v9). By author, each author is scored by a head that never saw
     /// them: the bound asks the threshold to hold for most unseen authors,
-    /// not only for their pooled average.
-    #[arg(long, default_value_t = 0.9)]
+    /// not only for their pooled average. 1.0 (every author) since head
+    /// v13; 0.9 for heads v10-v12.
+    #[arg(long, default_value_t = 1.0)]
     author_share: f64,
     /// The per-author false-positive bound (the 1 % target).
     #[arg(long, default_value_t = 0.01)]
