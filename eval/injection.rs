@@ -326,6 +326,28 @@ pub struct InjectionArgs {
     /// (the protocol's, every run before 2026-12-03 night) or
     /// `plant_varied`'s, chosen per (entry, field) by a hash.
     pub template: Template,
+    /// Also write every (entry, field) outcome here, one JSON line each
+    /// (development corpora only: refused for the frozen test corpus and
+    /// the opaque-id probe, whose misses no one may read).
+    pub per_entry: Option<PathBuf>,
+}
+
+/// The measurement corpora whose single entries must never be read (the
+/// protocol): their recorded hashes.
+const SEALED: [&str; 2] = ["test.jsonl.sha256", "ids-probe.jsonl.sha256"];
+
+/// Refuses a per-entry listing of a sealed corpus: `sha` is the corpus's
+/// hash, `dir` where the recorded hashes lie.
+pub fn check_not_sealed(sha: &str, dir: &Path) -> anyhow::Result<()> {
+    for name in SEALED {
+        let recorded = std::fs::read_to_string(dir.join(name)).with_context(|| format!("cannot read {name}"))?;
+        let recorded = recorded.split_whitespace().next().unwrap_or_default();
+        anyhow::ensure!(
+            recorded != sha,
+            "--per-entry: refused for a sealed measurement corpus ({name}); its single outcomes may not be read"
+        );
+    }
+    Ok(())
 }
 
 /// The event around a planted text.
@@ -429,6 +451,9 @@ async fn outcomes(
 pub async fn run(args: &InjectionArgs, engine_args: &EngineArgs) -> anyhow::Result<InjectionReport> {
     anyhow::ensure!(args.every >= 1, "--every: expected at least 1");
     let (all, sha) = load(&args.corpus)?;
+    if args.per_entry.is_some() {
+        check_not_sealed(&sha, Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/injection")))?;
+    }
     let mut counters: BTreeMap<Label, usize> = BTreeMap::new();
     let entries: Vec<Entry> = all
         .iter()
@@ -457,6 +482,26 @@ pub async fn run(args: &InjectionArgs, engine_args: &EngineArgs) -> anyhow::Resu
     let outcomes = outcomes(eval.engine(), &entries, now, args.template).await;
     eval.close().await?;
     let outcomes = outcomes?;
+    if let Some(path) = &args.per_entry {
+        let mut lines = String::new();
+        for &(e, f, outcome) in &outcomes {
+            let entry = &entries[e];
+            let (flagged, by_rule) = match outcome {
+                Outcome::Flagged { rules } => (Some(true), rules),
+                Outcome::Unflagged => (Some(false), false),
+                Outcome::Rejected | Outcome::Missing => (None, false),
+            };
+            let line = serde_json::json!({
+                "id": entry.id, "label": if entry.label == Label::Malicious { "malicious" } else { "benign" },
+                "kind": entry.kind, "lang": entry.lang, "field": FIELDS[f], "text": entry.text,
+                "outcome": match outcome { Outcome::Rejected => "rejected", Outcome::Missing => "missing", _ => "shown" },
+                "flagged": flagged, "by_rule": by_rule,
+            });
+            lines.push_str(&line.to_string());
+            lines.push('\n');
+        }
+        std::fs::write(path, lines).with_context(|| format!("cannot write {}", path.display()))?;
+    }
     let mut breakdown = Breakdown::default();
     let (mut passed, mut flagged_benign) = (Vec::new(), Vec::new());
     for &(e, f, outcome) in &outcomes {
@@ -606,6 +651,18 @@ mod tests {
         let (lo, hi) = wilson(0, 300);
         assert_eq!(lo, 0.0);
         assert!(hi > 0.0 && hi < 0.02);
+    }
+
+    #[test]
+    fn per_entry_listing_is_refused_for_the_sealed_corpora_only() {
+        let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/injection"));
+        for sealed in ["test.jsonl", "ids-probe.jsonl"] {
+            let (_, sha) = load(&dir.join(sealed)).unwrap();
+            let err = check_not_sealed(&sha, dir).unwrap_err().to_string();
+            assert!(err.contains("--per-entry") && err.contains("sealed"), "{sealed}: {err}");
+        }
+        let (_, sha) = load(&dir.join("dev22.jsonl")).unwrap();
+        check_not_sealed(&sha, dir).unwrap();
     }
 
     #[test]

@@ -60,9 +60,19 @@ fn train_ngrams(
 /// Kind of the generated opaque-id sentences (`--id-negatives`).
 const ID_KIND: &str = "clean_id";
 
+/// The `corpus` of a training-only corpus's sentences: in no fold's
+/// held-out part, in no author's validation.
+const TRAIN_ONLY: usize = usize::MAX;
+
 pub struct TrainArgs {
     /// Development corpora (never the frozen test corpus).
     pub dev: Vec<PathBuf>,
+    /// Development corpora that are trained on in every fold and never
+    /// validate or calibrate: authors who wrote with a head as their oracle
+    /// (`dev23`, `dev24`), whose look-alikes were kept because a head
+    /// trained on the other authors flagged them, so their out-of-author
+    /// rate estimates nothing about an unseen author.
+    pub train_only: Vec<PathBuf>,
     pub out: PathBuf,
     pub hidden: usize,
     pub epochs: usize,
@@ -206,6 +216,18 @@ impl VectorCache {
         std::fs::OpenOptions::new().append(true).open(path)?.write_all(&out)?;
         Ok(())
     }
+}
+
+/// Whether a corpus entry's sentences validate: never for a training-only
+/// corpus; by author, every other; with a holdout corpus, its entries; else
+/// the 20 % hash split.
+fn validates(corpus: usize, id: &str, by_author: bool, held_out: Option<&HashSet<String>>) -> bool {
+    corpus != TRAIN_ONLY
+        && (by_author
+            || match held_out {
+                Some(h) => h.contains(id),
+                None => in_validation(id),
+            })
 }
 
 fn in_validation(id: &str) -> bool {
@@ -396,6 +418,15 @@ pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<(
         }
         entries.append(&mut loaded);
     }
+    for path in &args.train_only {
+        anyhow::ensure!(!corpora.contains(path), "{} is both a --dev and a --train-only corpus", path.display());
+        let (mut loaded, sha) = injection::load(path)?;
+        corpus_of.extend(loaded.iter().map(|e| (e.id.clone(), TRAIN_ONLY)));
+        dev_files.push(
+            serde_json::json!({"file": path.display().to_string(), "sha256": sha, "entries": loaded.len(), "train_only": true}),
+        );
+        entries.append(&mut loaded);
+    }
     let mut ids = HashSet::new();
     if let Some(dup) = entries.iter().find(|e| !ids.insert(e.id.as_str())) {
         anyhow::bail!("entry id {:?} occurs twice across the corpora (the split goes by id)", dup.id);
@@ -416,7 +447,8 @@ pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<(
             Label::Malicious => Group::Malicious,
             Label::Benign => Group::LookAlike,
         };
-        let validation = if args.holdout.is_some() { held_out.contains(&e.id) } else { in_validation(&e.id) };
+        let validation =
+            validates(corpus_of[&e.id], &e.id, args.by_author, args.holdout.is_some().then_some(&held_out));
         for field in FIELDS {
             let variant = injection::variant(args.template, &e.id, field);
             let event = injection::plant_varied(&e.text, field, "u", "e", now, variant);
@@ -428,7 +460,7 @@ pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<(
                 kind: e.kind.clone(),
                 text: verbalize(&event),
                 group,
-                validation: validation || args.by_author,
+                validation,
                 corpus: corpus_of[&e.id],
             });
         }
@@ -489,8 +521,12 @@ pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<(
     }
     // Sentences the shipped head is trained on (`false`) and validated on
     // (`true`); by author, every sentence is both (validated out of author).
-    let count =
-        |g: Group, v: bool| samples.iter().filter(|s| s.group == g && (s.validation == v || args.by_author)).count();
+    let count = |g: Group, v: bool| {
+        samples
+            .iter()
+            .filter(|s| s.group == g && (s.validation == v || (args.by_author && s.corpus != TRAIN_ONLY)))
+            .count()
+    };
     eprintln!(
         "training sentences: {} malicious, {} look-alike, {} clean; validation: {} / {} / {}",
         count(Group::Malicious, false),
@@ -645,7 +681,9 @@ pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<(
             }
         }
         let all: Vec<usize> = (0..samples.len()).collect();
-        (fit(&all, "train")?, all, oof)
+        let val_idx: Vec<usize> = all.iter().copied().filter(|&i| samples[i].corpus != TRAIN_ONLY).collect();
+        let oof = val_idx.iter().map(|&i| oof[i]).collect();
+        (fit(&all, "train")?, val_idx, oof)
     } else {
         let (train_idx, val_idx): (Vec<usize>, Vec<usize>) = (0..samples.len()).partition(|&i| !samples[i].validation);
         let f = fit(&train_idx, "train")?;
@@ -860,6 +898,22 @@ mod tests {
         assert!(loose.admits(&refs, flagged).is_some(), "2 of 100 is within 2 %");
         let tight_pool = Bounds { max_fp: 0.005, ..pooled_only };
         assert!(tight_pool.admits(&refs, flagged).is_none());
+    }
+
+    #[test]
+    fn training_only_corpora_never_validate() {
+        let ids: Vec<String> = (0..200).map(|k| format!("d-{k}")).collect();
+        let held: HashSet<String> = ids[..50].iter().cloned().collect();
+        for id in &ids {
+            assert!(!validates(TRAIN_ONLY, id, true, None));
+            assert!(!validates(TRAIN_ONLY, id, false, None));
+            assert!(!validates(TRAIN_ONLY, id, false, Some(&held)));
+            assert!(validates(3, id, true, None));
+            assert_eq!(validates(3, id, false, Some(&held)), held.contains(id));
+        }
+        // The hash split validates about a fifth of an ordinary corpus.
+        let split = ids.iter().filter(|id| validates(0, id, false, None)).count();
+        assert!((20..=60).contains(&split), "{split}");
     }
 
     #[test]

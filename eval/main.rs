@@ -152,6 +152,10 @@ struct InjectionCmd {
     /// type per (entry, field) (the same variation as training's).
     #[arg(long, value_enum, default_value = "fixed")]
     template: injection::Template,
+    /// Also write every (entry, field) outcome to this file, one JSON line
+    /// each (refused for the frozen test corpus and the opaque-id probe).
+    #[arg(long)]
+    per_entry: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -165,6 +169,14 @@ struct TrainCmd {
         default_value = "eval/injection/dev.jsonl,eval/injection/dev2.jsonl,eval/injection/dev4.jsonl,eval/injection/dev5.jsonl,eval/injection/dev6.jsonl,eval/injection/dev7.jsonl,eval/injection/dev8.jsonl,eval/injection/dev3.jsonl,eval/injection/dev9.jsonl,eval/injection/dev10.jsonl,eval/injection/dev11.jsonl,eval/injection/dev12.jsonl,eval/injection/dev13.jsonl,eval/injection/dev14.jsonl,eval/injection/dev15.jsonl,eval/injection/dev16.jsonl,eval/injection/dev17.jsonl,eval/injection/dev18.jsonl,eval/injection/dev19.jsonl,eval/injection/dev20.jsonl,eval/injection/dev21.jsonl,eval/injection/dev22.jsonl"
     )]
     dev: Vec<PathBuf>,
+    /// Development corpora trained on in every fold that never validate or
+    /// calibrate (authors who wrote with a head as their oracle: their
+    /// look-alikes were kept because a head flagged them, so their
+    /// out-of-author rate says nothing about an unseen author).
+    /// Head v14's plan: dev23 and dev24 (`--train-only ''`: none, as
+    /// heads up to v13).
+    #[arg(long, value_delimiter = ',', default_value = "eval/injection/dev23.jsonl,eval/injection/dev24.jsonl")]
+    train_only: Vec<PathBuf>,
     /// Where the head file goes.
     #[arg(long, default_value = "crates/screen/data/injection_head.json")]
     head_out: PathBuf,
@@ -358,6 +370,7 @@ fn main() -> anyhow::Result<()> {
                 out: cmd.common.out.clone(),
                 history: (!cmd.history.is_empty()).then(|| PathBuf::from(&cmd.history)),
                 template: cmd.template,
+                per_entry: cmd.per_entry,
             };
             let report = runtime.block_on(injection::run(&args, &engine))?;
             injection::publish(&report, &args.out, args.history.as_deref())
@@ -365,6 +378,7 @@ fn main() -> anyhow::Result<()> {
         Command::InjectionTrain(cmd) => {
             let args = injection_train::TrainArgs {
                 dev: cmd.dev,
+                train_only: cmd.train_only.into_iter().filter(|p| !p.as_os_str().is_empty()).collect(),
                 out: cmd.head_out,
                 hidden: cmd.hidden,
                 epochs: cmd.epochs,

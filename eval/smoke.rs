@@ -155,7 +155,15 @@ async fn ids_probe_subset() {
 async fn injection_subset_of(file: &str, every: usize, template: Template) -> InjectionReport {
     let corpus = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("injection").join(file);
     let recorded = std::fs::read_to_string(corpus.with_extension("jsonl.sha256")).unwrap();
-    let args = InjectionArgs { corpus, every, detector: String::new(), out: PathBuf::new(), history: None, template };
+    let args = InjectionArgs {
+        corpus,
+        every,
+        detector: String::new(),
+        out: PathBuf::new(),
+        history: None,
+        template,
+        per_entry: None,
+    };
     let report = crate::injection::run(&args, &engine_args()).await.expect("injection eval runs");
     assert_eq!(
         recorded.split_whitespace().next(),
