@@ -328,26 +328,46 @@ pub struct InjectionArgs {
     pub template: Template,
     /// Also write every (entry, field) outcome here, one JSON line each
     /// (development corpora only: refused for the frozen test corpus and
-    /// the opaque-id probe, whose misses no one may read).
+    /// the opaque-id probe or any corpus sharing an entry with them, whose
+    /// single outcomes no one may read; their reports carry no examples
+    /// either).
     pub per_entry: Option<PathBuf>,
 }
 
 /// The measurement corpora whose single entries must never be read (the
-/// protocol): their recorded hashes.
-const SEALED: [&str; 2] = ["test.jsonl.sha256", "ids-probe.jsonl.sha256"];
+/// protocol), by file name in `eval/injection/`.
+const SEALED: [&str; 2] = ["test.jsonl", "ids-probe.jsonl"];
 
-/// Refuses a per-entry listing of a sealed corpus: `sha` is the corpus's
-/// hash, `dir` where the recorded hashes lie.
-pub fn check_not_sealed(sha: &str, dir: &Path) -> anyhow::Result<()> {
+/// The sealed corpora's directory (fixed when the tool is built, so the
+/// working directory and the path given do not matter).
+fn sealed_dir() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/injection"))
+}
+
+/// Why a corpus counts as sealed, if it does: its hash is a sealed
+/// corpus's recorded hash (`<name>.sha256`), or any of its entries shares
+/// an id or a text with a sealed corpus (a subset, a copy with other line
+/// endings, an edited copy). `sha` is the corpus's hash, `dir` where the
+/// sealed corpora and their hashes lie; a sealed file that cannot be read
+/// counts as sealed.
+pub fn sealed_reason(entries: &[Entry], sha: &str, dir: &Path) -> Option<String> {
     for name in SEALED {
-        let recorded = std::fs::read_to_string(dir.join(name)).with_context(|| format!("cannot read {name}"))?;
-        let recorded = recorded.split_whitespace().next().unwrap_or_default();
-        anyhow::ensure!(
-            recorded != sha,
-            "--per-entry: refused for a sealed measurement corpus ({name}); its single outcomes may not be read"
-        );
+        let Ok(recorded) = std::fs::read_to_string(dir.join(format!("{name}.sha256"))) else {
+            return Some(format!("cannot read {name}.sha256"));
+        };
+        if recorded.split_whitespace().next() == Some(sha) {
+            return Some(format!("it is {name}"));
+        }
+        let Ok((sealed, _)) = load(&dir.join(name)) else {
+            return Some(format!("cannot read {name}"));
+        };
+        let ids: std::collections::HashSet<&str> = sealed.iter().map(|e| e.id.as_str()).collect();
+        let texts: std::collections::HashSet<&str> = sealed.iter().map(|e| e.text.as_str()).collect();
+        if let Some(e) = entries.iter().find(|e| ids.contains(e.id.as_str()) || texts.contains(e.text.as_str())) {
+            return Some(format!("its entry {} shares an id or a text with {name}", e.id));
+        }
     }
-    Ok(())
+    None
 }
 
 /// The event around a planted text.
@@ -451,8 +471,14 @@ async fn outcomes(
 pub async fn run(args: &InjectionArgs, engine_args: &EngineArgs) -> anyhow::Result<InjectionReport> {
     anyhow::ensure!(args.every >= 1, "--every: expected at least 1");
     let (all, sha) = load(&args.corpus)?;
-    if args.per_entry.is_some() {
-        check_not_sealed(&sha, Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/injection")))?;
+    // A sealed corpus's single outcomes are never written: no per-entry
+    // listing (refused before anything is measured), no examples in the
+    // report.
+    let sealed = sealed_reason(&all, &sha, sealed_dir());
+    if let (Some(why), Some(_)) = (&sealed, &args.per_entry) {
+        anyhow::bail!(
+            "--per-entry: refused for a sealed measurement corpus ({why}); its single outcomes may not be read"
+        );
     }
     let mut counters: BTreeMap<Label, usize> = BTreeMap::new();
     let entries: Vec<Entry> = all
@@ -513,6 +539,7 @@ pub async fn run(args: &InjectionArgs, engine_args: &EngineArgs) -> anyhow::Resu
         breakdown.by_field.entry(label).or_default().entry(FIELDS[f].to_string()).or_default().add(outcome);
         let example = (entry.id.clone(), FIELDS[f].to_string(), entry.text.clone());
         match (label, outcome) {
+            _ if sealed.is_some() => {}
             (Label::Malicious, Outcome::Unflagged) if passed.len() < 40 => passed.push(example),
             (Label::Benign, Outcome::Flagged { .. }) if flagged_benign.len() < 40 => flagged_benign.push(example),
             _ => {}
@@ -654,15 +681,23 @@ mod tests {
     }
 
     #[test]
-    fn per_entry_listing_is_refused_for_the_sealed_corpora_only() {
-        let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/injection"));
-        for sealed in ["test.jsonl", "ids-probe.jsonl"] {
-            let (_, sha) = load(&dir.join(sealed)).unwrap();
-            let err = check_not_sealed(&sha, dir).unwrap_err().to_string();
-            assert!(err.contains("--per-entry") && err.contains("sealed"), "{sealed}: {err}");
+    fn sealed_corpora_and_anything_sharing_an_entry_with_them_are_recognised() {
+        let dir = sealed_dir();
+        for sealed in SEALED {
+            let (entries, sha) = load(&dir.join(sealed)).unwrap();
+            assert_eq!(sealed_reason(&entries, &sha, dir), Some(format!("it is {sealed}")));
+            // A subset (another hash), and one entry with its id changed.
+            let mut subset: Vec<Entry> = entries.iter().step_by(8).cloned().collect();
+            assert!(sealed_reason(&subset, "other", dir).unwrap().contains(sealed), "{sealed}");
+            subset.truncate(1);
+            subset[0].id = "renamed".into();
+            assert!(sealed_reason(&subset, "other", dir).unwrap().contains("renamed"), "{sealed}");
         }
-        let (_, sha) = load(&dir.join("dev22.jsonl")).unwrap();
-        check_not_sealed(&sha, dir).unwrap();
+        let (entries, sha) = load(&dir.join("dev22.jsonl")).unwrap();
+        assert_eq!(sealed_reason(&entries, &sha, dir), None);
+        // A hash file that cannot be read counts as sealed.
+        let empty = tempfile::tempdir().unwrap();
+        assert!(sealed_reason(&entries, &sha, empty.path()).unwrap().contains("cannot read"));
     }
 
     #[test]

@@ -277,7 +277,9 @@ impl Bounds {
     fn admits(&self, samples: &[&Sample], flagged: impl Fn(usize) -> bool) -> Option<Rates> {
         let mut per_author: Vec<[usize; 2]> = Vec::new();
         let r = rates_with(samples, &flagged, |s, f| {
-            if s.group == Group::LookAlike {
+            // A training-only corpus is no author (it never reaches
+            // validation; guarded all the same).
+            if s.group == Group::LookAlike && s.corpus != TRAIN_ONLY {
                 if per_author.len() <= s.corpus {
                     per_author.resize(s.corpus + 1, [0, 0]);
                 }
@@ -419,7 +421,11 @@ pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<(
         entries.append(&mut loaded);
     }
     for path in &args.train_only {
-        anyhow::ensure!(!corpora.contains(path), "{} is both a --dev and a --train-only corpus", path.display());
+        anyhow::ensure!(
+            !corpora.contains(path),
+            "{} is both a validating (--dev or --holdout) and a --train-only corpus",
+            path.display()
+        );
         let (mut loaded, sha) = injection::load(path)?;
         corpus_of.extend(loaded.iter().map(|e| (e.id.clone(), TRAIN_ONLY)));
         dev_files.push(
@@ -853,7 +859,7 @@ pub async fn run(args: &TrainArgs, engine_args: &EngineArgs) -> anyhow::Result<(
             "validation": {
                 "split": match &args.holdout {
                     Some(h) => format!("entries of {} (cross-author)", h.display()),
-                    None if args.by_author => "by author: every corpus scored by a head trained without it (clean sentences: without their fold); thresholds calibrated on all of them together; the shipped head trained on every corpus".into(),
+                    None if args.by_author => format!("by author: every corpus scored by a head trained without it (clean sentences: without their fold); thresholds calibrated on all of them together; the shipped head trained on every corpus{}", if args.train_only.is_empty() { "" } else { "; training-only corpora (marked in dev_corpora) in every fold, never scored" }),
                     None => "20 % of entries by id hash".into(),
                 },
                 "per_corpus": per_corpus,

@@ -175,8 +175,9 @@ struct TrainCmd {
     /// out-of-author rate says nothing about an unseen author).
     /// Head v14's plan: dev23 and dev24 (`--train-only ''`: none, as
     /// heads up to v13).
+    /// (Strings, not paths: clap refuses an empty path.)
     #[arg(long, value_delimiter = ',', default_value = "eval/injection/dev23.jsonl,eval/injection/dev24.jsonl")]
-    train_only: Vec<PathBuf>,
+    train_only: Vec<String>,
     /// Where the head file goes.
     #[arg(long, default_value = "crates/screen/data/injection_head.json")]
     head_out: PathBuf,
@@ -378,7 +379,7 @@ fn main() -> anyhow::Result<()> {
         Command::InjectionTrain(cmd) => {
             let args = injection_train::TrainArgs {
                 dev: cmd.dev,
-                train_only: cmd.train_only.into_iter().filter(|p| !p.as_os_str().is_empty()).collect(),
+                train_only: train_only(&cmd.train_only),
                 out: cmd.head_out,
                 hidden: cmd.hidden,
                 epochs: cmd.epochs,
@@ -417,5 +418,31 @@ fn main() -> anyhow::Result<()> {
                 }
             }
         }
+    }
+}
+
+/// `--train-only`'s corpora, empty values dropped (`--train-only ''`: none).
+fn train_only(values: &[String]) -> Vec<PathBuf> {
+    values.iter().filter(|v| !v.is_empty()).map(PathBuf::from).collect()
+}
+
+#[cfg(test)]
+mod cli_tests {
+    use super::*;
+
+    fn train_only_of(args: &[&str]) -> Vec<PathBuf> {
+        let cli = Cli::try_parse_from([&["context-eval", "injection-train"], args].concat()).unwrap();
+        let Command::InjectionTrain(cmd) = cli.command else { panic!("not injection-train") };
+        train_only(&cmd.train_only)
+    }
+
+    #[test]
+    fn train_only_defaults_to_the_oracle_authors_and_can_be_emptied() {
+        assert_eq!(
+            train_only_of(&[]),
+            [PathBuf::from("eval/injection/dev23.jsonl"), PathBuf::from("eval/injection/dev24.jsonl")]
+        );
+        assert!(train_only_of(&["--train-only", ""]).is_empty());
+        assert_eq!(train_only_of(&["--train-only", "a.jsonl"]), [PathBuf::from("a.jsonl")]);
     }
 }
