@@ -518,7 +518,7 @@ pub async fn run(args: &InjectionArgs, engine_args: &EngineArgs) -> anyhow::Resu
                 Outcome::Rejected | Outcome::Missing => (None, false),
             };
             let line = serde_json::json!({
-                "id": entry.id, "label": if entry.label == Label::Malicious { "malicious" } else { "benign" },
+                "id": entry.id, "label": entry.label,
                 "kind": entry.kind, "lang": entry.lang, "field": FIELDS[f], "text": entry.text,
                 "outcome": match outcome { Outcome::Rejected => "rejected", Outcome::Missing => "missing", _ => "shown" },
                 "flagged": flagged, "by_rule": by_rule,

@@ -153,7 +153,8 @@ struct InjectionCmd {
     #[arg(long, value_enum, default_value = "fixed")]
     template: injection::Template,
     /// Also write every (entry, field) outcome to this file, one JSON line
-    /// each (refused for the frozen test corpus and the opaque-id probe).
+    /// each (refused for the frozen test corpus, the opaque-id probe and
+    /// any corpus sharing an id or a text with them).
     #[arg(long)]
     per_entry: Option<PathBuf>,
 }
@@ -175,7 +176,7 @@ struct TrainCmd {
     /// out-of-author rate says nothing about an unseen author).
     /// Head v14's plan: dev23 and dev24 (`--train-only ''`: none, as
     /// heads up to v13).
-    /// (Strings, not paths: clap refuses an empty path.)
+    // Strings, not paths: clap refuses an empty path.
     #[arg(long, value_delimiter = ',', default_value = "eval/injection/dev23.jsonl,eval/injection/dev24.jsonl")]
     train_only: Vec<String>,
     /// Where the head file goes.
