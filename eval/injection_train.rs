@@ -69,7 +69,7 @@ pub struct TrainArgs {
     pub dev: Vec<PathBuf>,
     /// Development corpora that are trained on in every fold and never
     /// validate or calibrate: authors who wrote with a head as their oracle
-    /// (`dev23`, `dev24`), whose look-alikes were kept because a head
+    /// (`dev23` to `dev27`), whose look-alikes were kept because a head
     /// trained on the other authors flagged them, so their out-of-author
     /// rate estimates nothing about an unseen author.
     pub train_only: Vec<PathBuf>,

@@ -174,10 +174,14 @@ struct TrainCmd {
     /// calibrate (authors who wrote with a head as their oracle: their
     /// look-alikes were kept because a head flagged them, so their
     /// out-of-author rate says nothing about an unseen author).
-    /// Head v14's plan: dev23 and dev24 (`--train-only ''`: none, as
-    /// heads up to v13).
+    /// Head v15's plan: dev23 to dev27 (v14: `dev23,dev24`;
+    /// `--train-only ''`: none, as heads up to v13).
     // Strings, not paths: clap refuses an empty path.
-    #[arg(long, value_delimiter = ',', default_value = "eval/injection/dev23.jsonl,eval/injection/dev24.jsonl")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "eval/injection/dev23.jsonl,eval/injection/dev24.jsonl,eval/injection/dev25.jsonl,eval/injection/dev26.jsonl,eval/injection/dev27.jsonl"
+    )]
     train_only: Vec<String>,
     /// Where the head file goes.
     #[arg(long, default_value = "crates/screen/data/injection_head.json")]
@@ -439,10 +443,8 @@ mod cli_tests {
 
     #[test]
     fn train_only_defaults_to_the_oracle_authors_and_can_be_emptied() {
-        assert_eq!(
-            train_only_of(&[]),
-            [PathBuf::from("eval/injection/dev23.jsonl"), PathBuf::from("eval/injection/dev24.jsonl")]
-        );
+        let defaults: Vec<PathBuf> = (23..=27).map(|n| PathBuf::from(format!("eval/injection/dev{n}.jsonl"))).collect();
+        assert_eq!(train_only_of(&[]), defaults);
         assert!(train_only_of(&["--train-only", ""]).is_empty());
         assert_eq!(train_only_of(&["--train-only", "a.jsonl"]), [PathBuf::from("a.jsonl")]);
     }
