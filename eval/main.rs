@@ -174,7 +174,8 @@ struct TrainCmd {
     /// calibrate (authors who wrote with a head as their oracle: their
     /// look-alikes were kept because a head flagged them, so their
     /// out-of-author rate says nothing about an unseen author).
-    /// Head v15's plan: dev23 to dev27 (v14: `dev23,dev24`;
+    /// Head v15's plan: dev23 to dev27 (v14:
+    /// `eval/injection/dev23.jsonl,eval/injection/dev24.jsonl`;
     /// `--train-only ''`: none, as heads up to v13).
     // Strings, not paths: clap refuses an empty path.
     #[arg(
@@ -447,5 +448,9 @@ mod cli_tests {
         assert_eq!(train_only_of(&[]), defaults);
         assert!(train_only_of(&["--train-only", ""]).is_empty());
         assert_eq!(train_only_of(&["--train-only", "a.jsonl"]), [PathBuf::from("a.jsonl")]);
+        assert_eq!(
+            train_only_of(&["--train-only", "eval/injection/dev23.jsonl,eval/injection/dev24.jsonl"]),
+            defaults[..2]
+        );
     }
 }
