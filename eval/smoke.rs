@@ -112,9 +112,9 @@ async fn scifact_subset() {
 /// false-positive interval end, room for the small differences between
 /// CPUs' embedding kernels; rules alone pass 64 %, and heads v4 (7.7 % on
 /// this subset) fails the first. (Head v14 had 0.6 % (CI 0.2–2.1 %) /
-/// 0.0 % here and the bounds 2.1 % / 1.8 %, as head v13; head v12 had 0.6 % / 0.3 % here and the
-/// bounds 2.1 % / 2.0 %; head v11 had 2.4 % / 0.3 % here and the
-/// bounds 4.6 % / 1.6 %; v10 3.5 % / 0.0 % and
+/// 0.0 % here and the bounds 2.1 % / 1.8 %, as head v13; head v12 had
+/// 0.6 % / 0.3 % here and the bounds 2.1 % / 2.0 %; head v11 had 2.4 % /
+/// 0.3 % here and the bounds 4.6 % / 1.6 %; v10 3.5 % / 0.0 % and
 /// 6.1 % / 1.6 %; v9 1.8 % / 0.0 % and 4.0 % / 2.0 %; before v9
 /// they were 5.0 % / 2.8 %, v8's interval ends, and before v8 6.2 % /
 /// 3.3 %, v5's.)
